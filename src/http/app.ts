@@ -1,0 +1,124 @@
+/**
+ * @module http/app
+ * The express application: the spec and its docs, the multipart upload step, and openapi-backend routing and
+ * validating every request into the typed handlers. No `listen()` here: tests build the app in-process.
+ */
+import { readFileSync } from 'node:fs';
+
+import ajvFormats from 'ajv-formats';
+import express from 'express';
+import type { Express, Request, Response } from 'express';
+import { OpenAPIBackend } from 'openapi-backend';
+import type { Context, Document } from 'openapi-backend';
+import swaggerUi from 'swagger-ui-express';
+import { parse } from 'yaml';
+
+import { AppError } from '../errors.ts';
+import type { ApiDeps } from './deps.ts';
+import { createJobHandler } from './handlers/create-job.ts';
+import { deleteJobHandler } from './handlers/delete-job.ts';
+import { getHealthHandler } from './handlers/get-health.ts';
+import { getJobHandler } from './handlers/get-job.ts';
+import { getJobResultHandler } from './handlers/get-job-result.ts';
+import { listJobsHandler } from './handlers/list-jobs.ts';
+import { listModelsHandler } from './handlers/list-models.ts';
+import type { OperationHandler, OperationId } from './operation-types.ts';
+import { sendProblem } from './problem.ts';
+import { multipartUpload } from './upload.ts';
+
+export const SPEC_PATH = new URL('../../openapi.yaml', import.meta.url);
+
+export function loadSpec(): Document {
+  return parse(readFileSync(SPEC_PATH, 'utf8')) as Document;
+}
+
+function submissionFields(spec: Document): ReadonlySet<string> {
+  const schema = (spec.components?.schemas?.JobSubmission ?? {}) as { properties?: Record<string, unknown> };
+  return new Set(Object.keys(schema.properties ?? {}));
+}
+
+/**
+ * openapi-backend checks the document against the OpenAPI 3.0 schema only, which rejects valid 3.1 (`type`
+ * arrays, `license.identifier`). The spec is checked as 3.1 by openapi-typescript's generation instead.
+ */
+class OpenApi31Backend extends OpenAPIBackend {
+  override validateDefinition(): Document {
+    return this.document;
+  }
+}
+
+export async function createApp(deps: ApiDeps): Promise<Express> {
+  const spec = loadSpec();
+  const specYaml = readFileSync(SPEC_PATH, 'utf8');
+  const api = new OpenApi31Backend({
+    definition: structuredClone(spec),
+    strict: true,
+    validate: true,
+    coerceTypes: true,
+    // ajv-formats is CommonJS: its plugin is the `default` member under ESM interop.
+    customizeAjv: (ajv) => ajvFormats.default(ajv),
+  });
+
+  const handlers: { [O in OperationId]: OperationHandler<O> } = {
+    createJob: createJobHandler(deps),
+    listJobs: listJobsHandler(deps),
+    getJob: getJobHandler(deps),
+    deleteJob: deleteJobHandler(deps),
+    getJobResult: getJobResultHandler(deps),
+    getHealth: getHealthHandler(deps),
+    listModels: listModelsHandler(deps),
+  };
+  for (const [operationId, handler] of Object.entries(handlers)) {
+    api.register(operationId, (c: Context, req: Request, res: Response) =>
+      (handler as (c: Context, req: Request, res: Response) => Promise<void>)(c, req, res).catch((error: unknown) =>
+        sendProblem(res, error, deps.logger, req.originalUrl),
+      ),
+    );
+  }
+  api.register({
+    validationFail: (c: Context, req: Request, res: Response) => {
+      const errors = (c.validation.errors ?? []).map((error) => ({
+        location: error.instancePath.replace(/^\//, '').replaceAll('/', '.') || 'request',
+        message: error.message ?? 'is invalid',
+      }));
+      sendProblem(res, new AppError('invalid_request', errors.map((e) => `${e.location} ${e.message}`).join('; '), { errors }), deps.logger, req.originalUrl);
+    },
+    notFound: (_c: Context, req: Request, res: Response) => {
+      res.status(404).type('application/problem+json').send(
+        JSON.stringify({ type: 'about:blank', title: 'Not Found', status: 404, detail: `No route for ${req.method} ${req.path}.` }),
+      );
+    },
+    methodNotAllowed: (_c: Context, req: Request, res: Response) => {
+      res.status(405).type('application/problem+json').send(
+        JSON.stringify({ type: 'about:blank', title: 'Method Not Allowed', status: 405, detail: `${req.method} is not allowed on ${req.path}.` }),
+      );
+    },
+  });
+  await api.init();
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.get('/openapi.yaml', (_req, res) => {
+    res.type('application/yaml').send(specYaml);
+  });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(spec);
+  });
+  app.use('/docs', swaggerUi.serve, swaggerUi.setup(spec, { customSiteTitle: 'Cesar API' }));
+  app.post(
+    '/jobs',
+    multipartUpload({
+      uploadsDir: `${deps.dataDir}/uploads`,
+      maxBytes: deps.maxUploadBytes,
+      allowedFields: submissionFields(spec),
+      onError: (res, error) => sendProblem(res, error, deps.logger, '/jobs'),
+    }),
+  );
+  app.use((req, res) => {
+    void api
+      .handleRequest({ method: req.method, path: req.path, query: req.query as Record<string, string>, headers: req.headers as Record<string, string>, body: req.body as unknown }, req, res)
+      .catch((error: unknown) => sendProblem(res, error, deps.logger, req.originalUrl));
+  });
+  return app;
+}

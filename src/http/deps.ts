@@ -1,0 +1,20 @@
+/**
+ * @module http/deps
+ * What the HTTP handlers need from the rest of the service; built in `main.ts` or by a test.
+ */
+import type { Dispatcher, Clock } from '../jobs/dispatcher.ts';
+import type { JobStore } from '../jobs/job-store.ts';
+import type { Logger } from '../logger.ts';
+import type { ModelCatalog } from '../transcription/models.ts';
+
+export interface ApiDeps {
+  store: JobStore;
+  dispatcher: Pick<Dispatcher, 'notify' | 'abortJob'>;
+  models: ModelCatalog;
+  logger: Logger;
+  clock: Clock;
+  dataDir: string;
+  defaultModel: string;
+  maxAttempts: number;
+  maxUploadBytes: number;
+}

@@ -1,0 +1,24 @@
+/**
+ * @module http/handlers/get-job
+ * `GET /jobs/{id}`.
+ */
+import { AppError } from '../../errors.ts';
+import type { JobRow } from '../../jobs/job-store.ts';
+import type { ApiDeps } from '../deps.ts';
+import { jobView } from '../job-view.ts';
+import type { OperationHandler } from '../operation-types.ts';
+import { sendJson } from '../operation-types.ts';
+
+export async function findJob(deps: ApiDeps, id: string): Promise<JobRow> {
+  const row = await deps.store.get(id);
+  if (!row) {
+    throw new AppError('job_not_found', `No job has the id ${id}.`);
+  }
+  return row;
+}
+
+export function getJobHandler(deps: ApiDeps): OperationHandler<'getJob'> {
+  return async (c, _req, res) => {
+    sendJson(res, 'getJob', 200, jobView(await findJob(deps, c.request.params.id)));
+  };
+}

@@ -1,0 +1,31 @@
+/**
+ * @module http/job-view
+ * The API's view of a job record: what `GET /jobs/{id}` and friends return.
+ */
+import type { JobRow } from '../jobs/job-store.ts';
+import type { Schemas } from './operation-types.ts';
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function jobView(row: JobRow): Schemas['Job'] {
+  const terminal = row.status === 'completed' || row.status === 'failed' || row.status === 'canceled';
+  return {
+    id: row.id,
+    status: row.status,
+    progress: row.status === 'completed' ? 100 : row.progress,
+    model: row.model,
+    language: row.language,
+    task: row.task,
+    file_name: row.file_name,
+    duration_seconds: row.duration_seconds,
+    attempts: row.attempts,
+    max_attempts: row.max_attempts,
+    error: row.error_code !== null && row.status !== 'completed' ? { code: row.error_code, message: row.error_message ?? '' } : null,
+    created_at: new Date(row.created_at).toISOString(),
+    updated_at: new Date(row.updated_at).toISOString(),
+    started_at: iso(row.started_at),
+    completed_at: terminal ? iso(row.completed_at ?? row.updated_at) : null,
+    next_attempt_at: row.status === 'pending' && row.attempts > 0 ? iso(row.run_at) : null,
+    links: { self: `/jobs/${row.id}`, result: `/jobs/${row.id}/result` },
+  };
+}

@@ -1,0 +1,290 @@
+/**
+ * @module jobs/dispatcher
+ * Takes jobs off the queue and runs them: normalize with ffmpeg, transcribe in the worker pool, store the
+ * transcript. It holds each job by a lease that it renews while the job runs; a job whose lease lapses (the
+ * server was killed, a heartbeat could not be written) goes back to the queue through the reaper, so an
+ * accepted job is never lost, and a stale owner's late answer is fenced off by its token.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+
+import type { Ffmpeg } from '../audio/ffmpeg.ts';
+import { AppError, isAppError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { ModelCatalog } from '../transcription/models.ts';
+import type { TranscriptionPool } from '../transcription/worker-pool.ts';
+import type { JobFailure, JobRow, JobStore } from './job-store.ts';
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface DispatcherOptions {
+  store: JobStore;
+  pool: TranscriptionPool;
+  ffmpeg: Ffmpeg;
+  models: ModelCatalog;
+  logger: Logger;
+  dataDir: string;
+  maxWorkers: number;
+  leaseMs: number;
+  clock?: Clock;
+  /** How often to look for jobs whose retry time has come, besides being woken by new submissions. */
+  pollIntervalMs?: number;
+  /** Retry delay before jitter: `retryBaseMs * 2^(attempt-1)`, at most `retryMaxMs`. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  random?: () => number;
+}
+
+export interface DispatcherEvents {
+  'job:claimed': [job: JobRow];
+  'job:completed': [id: string];
+  'job:failed': [id: string, failure: JobFailure, willRetry: boolean];
+  'job:released': [id: string];
+  'job:reaped': [id: string];
+}
+
+export interface Dispatcher {
+  readonly events: EventEmitter<DispatcherEvents>;
+  start(): void;
+  /** Wakes the claim loop (a job was just enqueued). */
+  notify(): void;
+  /** Aborts the job if this process runs it; its record has already been changed by the caller. */
+  abortJob(id: string): boolean;
+  /** Number of jobs running in this process. */
+  readonly running: number;
+  /** Stops claiming, lets running jobs finish within `graceMs`, then aborts and releases them. */
+  stop(graceMs: number): Promise<void>;
+}
+
+type AbortReason = 'canceled' | 'shutdown' | 'lease_lost';
+
+class JobAbort extends Error {
+  readonly reason: AbortReason;
+  constructor(reason: AbortReason) {
+    super(`job aborted: ${reason}`);
+    this.reason = reason;
+  }
+}
+
+/** Exponential backoff with ±25 % jitter so that retries of many jobs do not arrive together. */
+export function retryDelayMs(attempt: number, baseMs: number, maxMs: number, random: () => number): number {
+  const exponential = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(exponential * (0.75 + random() * 0.5));
+}
+
+export function jobPaths(dataDir: string, id: string): { upload: string; workDir: string; audio: string } {
+  const workDir = path.join(dataDir, 'work', id);
+  return { upload: path.join(dataDir, 'uploads', id), workDir, audio: path.join(workDir, 'audio.pcm') };
+}
+
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  const { store, pool, ffmpeg, models, logger, dataDir, maxWorkers, leaseMs } = options;
+  const clock = options.clock ?? systemClock;
+  const pollIntervalMs = options.pollIntervalMs ?? 1000;
+  const retryBaseMs = options.retryBaseMs ?? 5000;
+  const retryMaxMs = options.retryMaxMs ?? 10 * 60_000;
+  const random = options.random ?? Math.random;
+  const instance = randomUUID().slice(0, 8);
+  const events = new EventEmitter<DispatcherEvents>();
+  const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  let accepting = false;
+  let claiming = false;
+  let wakeAgain = false;
+  let pollTimer: NodeJS.Timeout | null = null;
+  let reapTimer: NodeJS.Timeout | null = null;
+
+  const reap = async (): Promise<void> => {
+    try {
+      for (const job of await store.reapExpired(clock.now())) {
+        logger.warn('job lease expired; returned to the queue', { job_id: job.id, status: job.status });
+        events.emit('job:reaped', job.id);
+      }
+    } catch (error) {
+      logger.error('reaping expired leases failed', { error });
+    }
+  };
+
+  const execute = async (job: JobRow, controller: AbortController): Promise<void> => {
+    const owner = job.lease_owner ?? '';
+    const log = logger.child({ job_id: job.id });
+    const paths = jobPaths(dataDir, job.id);
+    const { signal } = controller;
+    let progress = { progress: 0, durationSeconds: job.duration_seconds };
+    const heartbeat = async (): Promise<void> => {
+      try {
+        if (!(await store.heartbeat(job.id, owner, clock.now(), leaseMs, progress)) && !signal.aborted) {
+          // Deleted, canceled or reaped: whoever holds the job now, it is not us.
+          controller.abort(new JobAbort('lease_lost'));
+        }
+      } catch (error) {
+        log.error('heartbeat failed', { error });
+      }
+    };
+    const heartbeatTimer = setInterval(() => void heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));
+    log.info('job started', { attempt: job.attempts, model: job.model });
+    const startedMs = clock.now();
+    try {
+      await mkdir(paths.workDir, { recursive: true });
+      const scan = await models.scan();
+      const model = scan.models.find((candidate) => candidate.name === job.model);
+      if (!model) {
+        throw new AppError('model_not_installed', `The model ${job.model} is no longer installed.`);
+      }
+      const audio = await ffmpeg.normalize(paths.upload, paths.audio, signal);
+      progress = { progress: 0, durationSeconds: audio.durationSeconds };
+      await heartbeat();
+      const transcript = await pool.run(
+        {
+          pcmPath: paths.audio,
+          model: { name: model.name, ...model.files, multilingual: model.multilingual, languages: model.languages, wordTimestamps: model.wordTimestamps },
+          vadModel: scan.vadModel,
+          language: job.language,
+          task: job.task,
+        },
+        {
+          signal,
+          onProgress: (message) => {
+            const percent = message.durationSeconds > 0 ? (100 * message.processedSeconds) / message.durationSeconds : 0;
+            // 100 means done; the stored transcript is what completes a job.
+            progress = { progress: Math.min(99, Math.round(percent * 10) / 10), durationSeconds: message.durationSeconds };
+          },
+        },
+      );
+      signal.throwIfAborted();
+      if (await store.complete(job.id, owner, clock.now(), transcript)) {
+        log.info('job completed', {
+          duration_seconds: transcript.durationSeconds,
+          segments: transcript.segments.length,
+          elapsed_ms: clock.now() - startedMs,
+        });
+        events.emit('job:completed', job.id);
+        await rm(paths.upload, { force: true });
+      } else {
+        log.warn('job finished after its lease was lost; result dropped');
+      }
+    } catch (error) {
+      await settleFailure(job, owner, error, signal, log);
+    } finally {
+      clearInterval(heartbeatTimer);
+      await rm(paths.workDir, { recursive: true, force: true });
+    }
+  };
+
+  const settleFailure = async (job: JobRow, owner: string, error: unknown, signal: AbortSignal, log: Logger): Promise<void> => {
+    const abort = signal.aborted && signal.reason instanceof JobAbort ? signal.reason.reason : null;
+    if (abort === 'shutdown') {
+      if (await store.release(job.id, owner, clock.now())) {
+        log.info('job released for the next start');
+        events.emit('job:released', job.id);
+      }
+      return;
+    }
+    if (abort !== null) {
+      log.info('job stopped', { reason: abort });
+      return;
+    }
+    const appError = isAppError(error)
+      ? error
+      : new AppError('internal_error', 'An unexpected error stopped the job.', {}, { cause: error });
+    if (!isAppError(error)) {
+      log.error('job failed unexpectedly', { error });
+    }
+    const failure: JobFailure = { code: appError.code, message: appError.message };
+    const willRetry = appError.retryable && job.attempts < job.max_attempts;
+    const now = clock.now();
+    const retryAt = willRetry ? now + retryDelayMs(job.attempts, retryBaseMs, retryMaxMs, random) : null;
+    if (await store.fail(job.id, owner, now, failure, retryAt)) {
+      log.warn(willRetry ? 'job attempt failed; will retry' : 'job failed', {
+        code: failure.code,
+        message: failure.message,
+        ...(appError.cause instanceof Error ? { cause: appError.cause.message } : {}),
+      });
+      events.emit('job:failed', job.id, failure, willRetry);
+      if (!willRetry) {
+        await rm(jobPaths(dataDir, job.id).upload, { force: true });
+      }
+    }
+  };
+
+  const claimLoop = async (): Promise<void> => {
+    if (claiming) {
+      wakeAgain = true;
+      return;
+    }
+    claiming = true;
+    try {
+      do {
+        wakeAgain = false;
+        while (accepting && running.size < maxWorkers) {
+          const owner = `${instance}:${randomUUID()}`;
+          const job = await store.claim(owner, clock.now(), leaseMs);
+          if (!job) {
+            break;
+          }
+          events.emit('job:claimed', job);
+          const controller = new AbortController();
+          const done = execute(job, controller).finally(() => {
+            running.delete(job.id);
+            void claimLoop();
+          });
+          running.set(job.id, { controller, done });
+        }
+      } while (wakeAgain && accepting);
+    } catch (error) {
+      logger.error('claiming jobs failed', { error });
+    } finally {
+      claiming = false;
+    }
+  };
+
+  return {
+    events,
+    start() {
+      accepting = true;
+      void reap().then(claimLoop);
+      pollTimer = setInterval(() => void claimLoop(), pollIntervalMs);
+      reapTimer = setInterval(() => void reap(), Math.max(250, Math.floor(leaseMs / 2)));
+    },
+    notify() {
+      void claimLoop();
+    },
+    abortJob(id) {
+      const entry = running.get(id);
+      if (!entry) {
+        return false;
+      }
+      entry.controller.abort(new JobAbort('canceled'));
+      return true;
+    },
+    get running() {
+      return running.size;
+    },
+    async stop(graceMs) {
+      accepting = false;
+      for (const timer of [pollTimer, reapTimer]) {
+        if (timer) {
+          clearInterval(timer);
+        }
+      }
+      const all = () => Promise.allSettled([...running.values()].map((entry) => entry.done));
+      let graceTimer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<'grace_over'>((resolve) => {
+        graceTimer = setTimeout(() => resolve('grace_over'), graceMs);
+      });
+      const outcome = await Promise.race([all().then(() => 'finished' as const), graceOver]);
+      clearTimeout(graceTimer);
+      if (outcome === 'grace_over') {
+        for (const entry of running.values()) {
+          entry.controller.abort(new JobAbort('shutdown'));
+        }
+        await all();
+      }
+    },
+  };
+}

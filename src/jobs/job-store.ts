@@ -1,0 +1,231 @@
+/**
+ * @module jobs/job-store
+ * Every query on the jobs table, one function each. The queue gives at-least-once execution: a claim is one
+ * atomic `UPDATE ... RETURNING` that sets an owner token and a lease, and every later change names that token,
+ * so a worker that lost its lease (reaped, deleted, canceled) changes nothing.
+ */
+import type { Transcript } from '../transcription/transcript.ts';
+import type { ErrorCode } from '../errors.ts';
+import type { Database } from './database.ts';
+
+export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'canceled';
+export type JobTask = 'transcribe' | 'translate';
+
+export interface JobRow {
+  seq: number;
+  id: string;
+  status: JobStatus;
+  model: string;
+  language: string | null;
+  task: JobTask;
+  file_name: string | null;
+  input_path: string;
+  duration_seconds: number | null;
+  progress: number;
+  attempts: number;
+  max_attempts: number;
+  run_at: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  error_code: ErrorCode | null;
+  error_message: string | null;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+}
+
+export interface NewJob {
+  id: string;
+  model: string;
+  language: string | null;
+  task: JobTask;
+  fileName: string | null;
+  inputPath: string;
+  maxAttempts: number;
+}
+
+export interface JobFailure {
+  code: ErrorCode;
+  message: string;
+}
+
+export interface ListJobsQuery {
+  status?: JobStatus | undefined;
+  limit: number;
+  offset?: number | undefined;
+  /** Only jobs older than this sequence number (cursor paging, newest first). */
+  beforeSeq?: number | undefined;
+}
+
+export interface JobStore {
+  enqueue(job: NewJob, now: number): Promise<JobRow>;
+  get(id: string): Promise<JobRow | undefined>;
+  list(query: ListJobsQuery): Promise<JobRow[]>;
+  /** Takes the oldest runnable pending job for `owner`, or nothing. */
+  claim(owner: string, now: number, leaseMs: number): Promise<JobRow | undefined>;
+  /** Extends the lease and records progress; false when `owner` no longer holds the job. */
+  heartbeat(id: string, owner: string, now: number, leaseMs: number, progress: JobProgress): Promise<boolean>;
+  complete(id: string, owner: string, now: number, transcript: Transcript): Promise<boolean>;
+  /** Fails the job, or sends it back to pending until `retryAt` when given. */
+  fail(id: string, owner: string, now: number, failure: JobFailure, retryAt: number | null): Promise<boolean>;
+  /** Gives a running job back to the queue without counting the attempt (shutdown). */
+  release(id: string, owner: string, now: number): Promise<boolean>;
+  /** Marks a pending or processing job canceled; returns the job as it was, or undefined when absent. */
+  cancel(id: string, now: number): Promise<{ before: JobRow; canceled: boolean } | undefined>;
+  /** Requeues (or fails, when attempts are spent) jobs whose lease expired. */
+  reapExpired(now: number): Promise<{ id: string; status: JobStatus }[]>;
+  remove(id: string): Promise<JobRow | undefined>;
+  transcript(id: string): Promise<Transcript | undefined>;
+}
+
+export interface JobProgress {
+  progress: number;
+  durationSeconds: number | null;
+}
+
+export function createJobStore(db: Database): JobStore {
+  return {
+    async enqueue(job, now) {
+      const rows = await db.writeReturning<JobRow>(
+        `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at)
+         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        [job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now],
+      );
+      const row = rows[0];
+      if (!row) {
+        throw new Error('insert returned no row');
+      }
+      return row;
+    },
+
+    get: (id) => db.read.get<JobRow>('SELECT * FROM jobs WHERE id = ?', [id]),
+
+    list(query) {
+      const where: string[] = [];
+      const params: (string | number)[] = [];
+      if (query.status !== undefined) {
+        where.push('status = ?');
+        params.push(query.status);
+      }
+      if (query.beforeSeq !== undefined) {
+        where.push('seq < ?');
+        params.push(query.beforeSeq);
+      }
+      params.push(query.limit, query.offset ?? 0);
+      return db.read.all<JobRow>(
+        `SELECT * FROM jobs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ? OFFSET ?`,
+        params,
+      );
+    },
+
+    async claim(owner, now, leaseMs) {
+      const rows = await db.writeReturning<JobRow>(
+        `UPDATE jobs
+            SET status = 'processing', lease_owner = ?, lease_until = ?, attempts = attempts + 1,
+                started_at = COALESCE(started_at, ?), updated_at = ?
+          WHERE seq = (SELECT seq FROM jobs WHERE status = 'pending' AND run_at <= ? ORDER BY run_at, seq LIMIT 1)
+            AND status = 'pending'
+          RETURNING *`,
+        [owner, now + leaseMs, now, now, now],
+      );
+      return rows[0];
+    },
+
+    async heartbeat(id, owner, now, leaseMs, progress) {
+      const result = await db.write(
+        `UPDATE jobs SET lease_until = ?, progress = MAX(progress, ?), duration_seconds = COALESCE(?, duration_seconds), updated_at = ?
+          WHERE id = ? AND lease_owner = ? AND status = 'processing'`,
+        [now + leaseMs, progress.progress, progress.durationSeconds, now, id, owner],
+      );
+      return result.changes === 1;
+    },
+
+    complete(id, owner, now, transcript) {
+      return db.transaction(async (tx) => {
+        const result = await tx.run(
+          `UPDATE jobs SET status = 'completed', progress = 100, duration_seconds = ?, lease_owner = NULL, lease_until = NULL,
+                  error_code = NULL, error_message = NULL, completed_at = ?, updated_at = ?
+            WHERE id = ? AND lease_owner = ? AND status = 'processing'`,
+          [transcript.durationSeconds, now, now, id, owner],
+        );
+        if (result.changes !== 1) {
+          return false;
+        }
+        await tx.run('INSERT INTO transcripts (job_id, body, created_at) VALUES (?, ?, ?)', [id, JSON.stringify(transcript), now]);
+        return true;
+      });
+    },
+
+    async fail(id, owner, now, failure, retryAt) {
+      const result =
+        retryAt === null
+          ? await db.write(
+              `UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_until = NULL, error_code = ?, error_message = ?,
+                      completed_at = ?, updated_at = ?
+                WHERE id = ? AND lease_owner = ? AND status = 'processing'`,
+              [failure.code, failure.message, now, now, id, owner],
+            )
+          : await db.write(
+              `UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL, error_code = ?, error_message = ?,
+                      run_at = ?, updated_at = ?
+                WHERE id = ? AND lease_owner = ? AND status = 'processing'`,
+              [failure.code, failure.message, retryAt, now, id, owner],
+            );
+      return result.changes === 1;
+    },
+
+    async release(id, owner, now) {
+      const result = await db.write(
+        `UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL, attempts = MAX(attempts - 1, 0),
+                run_at = ?, updated_at = ?
+          WHERE id = ? AND lease_owner = ? AND status = 'processing'`,
+        [now, now, id, owner],
+      );
+      return result.changes === 1;
+    },
+
+    cancel(id, now) {
+      return db.transaction(async (tx) => {
+        const before = await tx.get<JobRow>('SELECT * FROM jobs WHERE id = ?', [id]);
+        if (!before) {
+          return undefined;
+        }
+        if (before.status !== 'pending' && before.status !== 'processing') {
+          return { before, canceled: false };
+        }
+        await tx.run(
+          `UPDATE jobs SET status = 'canceled', lease_owner = NULL, lease_until = NULL, error_code = 'canceled',
+                  error_message = 'The job was canceled.', completed_at = ?, updated_at = ?
+            WHERE id = ?`,
+          [now, now, id],
+        );
+        return { before, canceled: true };
+      });
+    },
+
+    reapExpired(now) {
+      return db.writeReturning<{ id: string; status: JobStatus }>(
+        `UPDATE jobs
+            SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+                completed_at = CASE WHEN attempts >= max_attempts THEN ? ELSE NULL END,
+                run_at = ?, lease_owner = NULL, lease_until = NULL, error_code = 'worker_crashed',
+                error_message = 'The worker stopped renewing its lease (it crashed or the server was killed).',
+                updated_at = ?
+          WHERE status = 'processing' AND lease_until < ?
+          RETURNING id, status`,
+        [now, now, now, now],
+      );
+    },
+
+    async remove(id) {
+      const rows = await db.writeReturning<JobRow>('DELETE FROM jobs WHERE id = ? RETURNING *', [id]);
+      return rows[0];
+    },
+
+    async transcript(id) {
+      const row = await db.read.get<{ body: string }>('SELECT body FROM transcripts WHERE job_id = ?', [id]);
+      return row ? (JSON.parse(row.body) as Transcript) : undefined;
+    },
+  };
+}

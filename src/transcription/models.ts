@@ -1,0 +1,129 @@
+/**
+ * @module transcription/models
+ * Finds the Whisper models installed in the models directory, in the layout of sherpa-onnx's release archives
+ * (`sherpa-onnx-whisper-<name>/<name>-encoder[.int8].onnx`, `<name>-decoder[.int8].onnx`, `<name>-tokens.txt`),
+ * and reads what each supports from its encoder metadata instead of guessing from its name.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+import { readOnnxMetadata } from './onnx-metadata.ts';
+
+export interface ModelFiles {
+  encoder: string;
+  decoder: string;
+  tokens: string;
+}
+
+export interface InstalledModel {
+  name: string;
+  dir: string;
+  files: ModelFiles;
+  multilingual: boolean;
+  /** Language codes the engine accepts for this model; anything else would make it exit the process. */
+  languages: readonly string[];
+  /** The decoder has cross-attention outputs (metadata version 2 with alignment heads). */
+  wordTimestamps: boolean;
+  sizeBytes: number;
+}
+
+export interface BrokenModel {
+  name: string;
+  dir: string;
+  reason: string;
+}
+
+export interface ModelScan {
+  models: InstalledModel[];
+  broken: BrokenModel[];
+  /** The Silero VAD model file, when present. */
+  vadModel: string | null;
+}
+
+export interface ModelCatalog {
+  scan(): Promise<ModelScan>;
+  readonly modelsDir: string;
+}
+
+const MODEL_DIR_PREFIX = 'sherpa-onnx-whisper-';
+export const VAD_MODEL_FILE = 'silero_vad.onnx';
+
+async function fileSize(file: string): Promise<number | null> {
+  try {
+    const info = await stat(file);
+    return info.isFile() ? info.size : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The int8 file when present (what the official archives ship alongside the float one), else the float one. */
+async function pickFile(dir: string, name: string, part: 'encoder' | 'decoder'): Promise<string | null> {
+  for (const candidate of [`${name}-${part}.int8.onnx`, `${name}-${part}.onnx`]) {
+    const file = path.join(dir, candidate);
+    if ((await fileSize(file)) !== null) {
+      return file;
+    }
+  }
+  return null;
+}
+
+async function inspectModel(dir: string, name: string): Promise<InstalledModel | BrokenModel> {
+  const encoder = await pickFile(dir, name, 'encoder');
+  const decoder = await pickFile(dir, name, 'decoder');
+  const tokens = path.join(dir, `${name}-tokens.txt`);
+  const tokensSize = await fileSize(tokens);
+  if (encoder === null || decoder === null || tokensSize === null) {
+    const missing = [encoder === null && 'encoder', decoder === null && 'decoder', tokensSize === null && 'tokens'].filter(Boolean);
+    return { name, dir, reason: `missing ${missing.join(', ')} file` };
+  }
+  let metadata: Record<string, string>;
+  try {
+    metadata = await readOnnxMetadata(encoder);
+  } catch (error) {
+    return { name, dir, reason: `unreadable encoder: ${(error as Error).message}` };
+  }
+  const required = ['is_multilingual', 'n_text_layer', 'sot_sequence', 'eot', 'no_timestamps'];
+  const absent = required.filter((key) => metadata[key] === undefined);
+  if (absent.length > 0) {
+    return { name, dir, reason: `encoder metadata lacks ${absent.join(', ')}` };
+  }
+  const multilingual = metadata.is_multilingual === '1';
+  const codes = (metadata.all_language_codes ?? '').split(',').filter((code) => /^[a-z]{2,3}$/.test(code));
+  const sizes = await Promise.all([fileSize(encoder), fileSize(decoder)]);
+  return {
+    name,
+    dir,
+    files: { encoder, decoder, tokens },
+    multilingual,
+    languages: multilingual ? codes : ['en'],
+    wordTimestamps: Number(metadata.version ?? '1') >= 2 && Number(metadata.n_alignment_heads ?? '0') > 0,
+    sizeBytes: (sizes[0] ?? 0) + (sizes[1] ?? 0) + tokensSize,
+  };
+}
+
+export function createModelCatalog(modelsDir: string): ModelCatalog {
+  return {
+    modelsDir,
+    async scan() {
+      let entries: string[];
+      try {
+        entries = await readdir(modelsDir);
+      } catch {
+        return { models: [], broken: [], vadModel: null };
+      }
+      const results = await Promise.all(
+        entries
+          .filter((entry) => entry.startsWith(MODEL_DIR_PREFIX) && entry.length > MODEL_DIR_PREFIX.length)
+          .sort()
+          .map((entry) => inspectModel(path.join(modelsDir, entry), entry.slice(MODEL_DIR_PREFIX.length))),
+      );
+      const vadPath = path.join(modelsDir, VAD_MODEL_FILE);
+      return {
+        models: results.filter((result): result is InstalledModel => 'files' in result),
+        broken: results.filter((result): result is BrokenModel => 'reason' in result),
+        vadModel: (await fileSize(vadPath)) ? vadPath : null,
+      };
+    },
+  };
+}

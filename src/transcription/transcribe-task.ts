@@ -1,0 +1,398 @@
+/**
+ * @module transcription/transcribe-task
+ * Runs inside a tinypool child process, never in the server: native failures of the speech engine end the
+ * hosting process (see `docs/engine.md`), and a child process confines that to one job.
+ * The only module that imports `sherpa-onnx-node`.
+ *
+ * The normalized audio (16 kHz mono s16le) is streamed from disk through Silero VAD; each speech segment is
+ * decoded with its absolute start time, so memory stays flat however long the audio is.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+
+import type { Transcript, TranscriptSegment, TranscriptWord } from './transcript.ts';
+
+const require = createRequire(import.meta.url);
+
+export const SAMPLE_RATE = 16_000;
+/** The engine decodes at most 29.5 s at once and silently drops the rest; stay below. */
+export const MAX_DECODE_SECONDS = 28;
+/** Fewer than 80 samples crash the engine; anything under 0.1 s holds no word anyway. */
+const MIN_DECODE_SAMPLES = 1600;
+
+export interface TaskModel {
+  name: string;
+  encoder: string;
+  decoder: string;
+  tokens: string;
+  multilingual: boolean;
+  languages: readonly string[];
+  wordTimestamps: boolean;
+}
+
+export interface TranscribeTaskInput {
+  pcmPath: string;
+  model: TaskModel;
+  vadModel: string | null;
+  language: string | null;
+  task: 'transcribe' | 'translate';
+}
+
+/** Sent to the parent after every decoded segment. */
+export interface ProgressMessage {
+  type: 'cesar:progress';
+  processedSeconds: number;
+  durationSeconds: number;
+  segment: TranscriptSegment;
+}
+
+interface SherpaResult {
+  text: string;
+  lang: string;
+  tokens: string[];
+  timestamps: number[];
+  durations: number[];
+}
+
+interface SherpaStream {
+  acceptWaveform(wave: { samples: Float32Array; sampleRate: number }): void;
+  handle: unknown;
+}
+
+interface SherpaRecognizer {
+  createStream(): SherpaStream;
+  decodeAsync(stream: SherpaStream): Promise<SherpaResult>;
+}
+
+interface SherpaVad {
+  acceptWaveform(samples: Float32Array): void;
+  isEmpty(): boolean;
+  front(enableExternalBuffer: boolean): { start: number; samples: Float32Array };
+  pop(): void;
+  flush(): void;
+}
+
+interface SherpaModule {
+  OfflineRecognizer: { createAsync(config: unknown): Promise<SherpaRecognizer> };
+  Vad: new (config: unknown, bufferSizeInSeconds: number) => SherpaVad;
+}
+
+interface SherpaAddon {
+  getOfflineStreamResultAsJson(handle: unknown): string;
+}
+
+const sherpa = require('sherpa-onnx-node') as SherpaModule;
+const addon = require('sherpa-onnx-node/addon.js') as SherpaAddon;
+
+/** A failure with a registered error code, serialized across the process boundary by tinypool. */
+function taskError(code: 'transcription_failed' | 'unsupported_language' | 'unsupported_task', message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** Recognizers stay loaded between jobs; a job for another model or settings swaps the loaded one. */
+let loaded: { key: string; recognizer: SherpaRecognizer } | null = null;
+
+async function recognizerFor(input: TranscribeTaskInput): Promise<SherpaRecognizer> {
+  const { model } = input;
+  const language = model.multilingual ? (input.language ?? '') : '';
+  const key = JSON.stringify([model.encoder, model.decoder, language, input.task]);
+  if (loaded?.key === key) {
+    return loaded.recognizer;
+  }
+  loaded = null;
+  const recognizer = await sherpa.OfflineRecognizer.createAsync({
+    modelConfig: {
+      whisper: {
+        encoder: model.encoder,
+        decoder: model.decoder,
+        language,
+        task: input.task,
+        tailPaddings: -1,
+        // Numbers, not booleans: the addon ignores `true`.
+        enableTokenTimestamps: model.wordTimestamps ? 1 : 0,
+      },
+      tokens: model.tokens,
+      numThreads: 1,
+      provider: 'cpu',
+      debug: 0,
+    },
+    decodingMethod: 'greedy_search',
+  });
+  loaded = { key, recognizer };
+  return recognizer;
+}
+
+/** Refuses, before the engine sees them, the inputs that would make it exit the process. */
+function guard(input: TranscribeTaskInput): void {
+  const { model, language, task } = input;
+  if (language !== null && !model.languages.includes(language)) {
+    throw taskError('unsupported_language', `model ${model.name} does not support language ${language}`);
+  }
+  if (task === 'translate' && !model.multilingual) {
+    throw taskError('unsupported_task', `model ${model.name} is English-only and cannot translate`);
+  }
+}
+
+async function decodeResult(recognizer: SherpaRecognizer, samples: Float32Array): Promise<SherpaResult> {
+  const stream = recognizer.createStream();
+  stream.acceptWaveform({ samples, sampleRate: SAMPLE_RATE });
+  try {
+    return await recognizer.decodeAsync(stream);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) {
+      throw error;
+    }
+    // The addon writes control characters of a token unescaped into its JSON; escape them and parse again.
+    const raw = addon.getOfflineStreamResultAsJson(stream.handle);
+    return JSON.parse(raw.replace(/[\u0000-\u001f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)) as SherpaResult;
+  }
+}
+
+/** Groups tokens into words: a token that starts with a space starts a new word; others extend the last one. */
+function wordsOf(result: SherpaResult, offsetSeconds: number, endSeconds: number): TranscriptWord[] {
+  const words: TranscriptWord[] = [];
+  result.tokens.forEach((token, index) => {
+    const start = result.timestamps[index];
+    if (start === undefined) {
+      return;
+    }
+    const absoluteStart = Math.min(offsetSeconds + start, endSeconds);
+    const absoluteEnd = Math.min(absoluteStart + (result.durations[index] ?? 0), endSeconds);
+    const last = words.at(-1);
+    if (last === undefined || token.startsWith(' ')) {
+      if (token.trim().length > 0) {
+        words.push({ word: token.trim(), start: absoluteStart, end: absoluteEnd });
+      }
+    } else {
+      last.word += token;
+      last.end = Math.max(last.end, absoluteEnd);
+    }
+  });
+  // Timestamps come in token order; keep words monotonic even when the aligner hesitates.
+  for (let i = 1; i < words.length; i++) {
+    const previous = words[i - 1];
+    const word = words[i];
+    if (previous && word && word.start < previous.end) {
+      previous.end = Math.max(previous.start, word.start);
+    }
+  }
+  return words;
+}
+
+/** Yields the float samples of a raw s16le file in chunks of about one second, reading as it goes. */
+async function* pcmChunks(file: string): AsyncGenerator<Float32Array> {
+  let carry: Buffer | null = null;
+  for await (const piece of createReadStream(file, { highWaterMark: SAMPLE_RATE * 2 }) as AsyncIterable<Buffer>) {
+    const bytes: Buffer = carry ? Buffer.concat([carry, piece]) : piece;
+    const usable = bytes.length - (bytes.length % 2);
+    carry = usable < bytes.length ? bytes.subarray(usable) : null;
+    const samples = new Float32Array(usable / 2);
+    for (let i = 0; i < samples.length; i++) {
+      samples[i] = bytes.readInt16LE(i * 2) / 32768;
+    }
+    yield samples;
+  }
+}
+
+/** Cuts a speech span longer than the engine's window into near-equal parts. */
+function windows(samples: Float32Array): Float32Array[] {
+  const maxSamples = MAX_DECODE_SECONDS * SAMPLE_RATE;
+  const parts = Math.ceil(samples.length / maxSamples);
+  const size = Math.ceil(samples.length / parts);
+  const result: Float32Array[] = [];
+  for (let start = 0; start < samples.length; start += size) {
+    result.push(samples.subarray(start, Math.min(start + size, samples.length)));
+  }
+  return result;
+}
+
+/** The most recent raw samples, addressed by absolute sample index. */
+class SampleHistory {
+  private chunks: { start: number; samples: Float32Array }[] = [];
+  end = 0;
+
+  push(samples: Float32Array): void {
+    this.chunks.push({ start: this.end, samples });
+    this.end += samples.length;
+  }
+
+  get start(): number {
+    return this.chunks[0]?.start ?? this.end;
+  }
+
+  forgetBefore(index: number): void {
+    while (this.chunks.length > 0) {
+      const first = this.chunks[0];
+      if (!first || first.start + first.samples.length > index) {
+        break;
+      }
+      this.chunks.shift();
+    }
+  }
+
+  /** Samples in [from, to), clipped to what is still held. */
+  slice(from: number, to: number): Float32Array {
+    const begin = Math.max(from, this.start);
+    const finish = Math.min(to, this.end);
+    const result = new Float32Array(Math.max(0, finish - begin));
+    for (const chunk of this.chunks) {
+      const lo = Math.max(begin, chunk.start);
+      const hi = Math.min(finish, chunk.start + chunk.samples.length);
+      if (lo < hi) {
+        result.set(chunk.samples.subarray(lo - chunk.start, hi - chunk.start), lo - begin);
+      }
+    }
+    return result;
+  }
+}
+
+/** Speech found by the VAD is padded by this much on each side: its onset detection clips soft first words. */
+const SPEECH_PAD_SAMPLES = Math.round(0.4 * SAMPLE_RATE);
+/** A gap shorter than this between two windows is decoded too rather than skipped. */
+const JOIN_GAP_SAMPLES = Math.round(1.5 * SAMPLE_RATE);
+/** Audio kept for building windows; a speech span reaching further back is taken from the VAD's own copy. */
+const HISTORY_SAMPLES = 120 * SAMPLE_RATE;
+
+/**
+ * Streams the audio through Silero VAD and decodes windows of real audio (gaps included, so the engine hears
+ * natural context) that span consecutive speech up to the engine's limit, cutting only in silence.
+ */
+async function decodeSpeechWindows(
+  vadModel: string,
+  pcmPath: string,
+  decodeSpan: (startSample: number, samples: Float32Array) => Promise<void>,
+): Promise<void> {
+  const vad = new sherpa.Vad(
+    {
+      sileroVad: {
+        model: vadModel,
+        threshold: 0.5,
+        minSilenceDuration: 0.5,
+        minSpeechDuration: 0.25,
+        maxSpeechDuration: 20,
+        windowSize: 512,
+      },
+      sampleRate: SAMPLE_RATE,
+      numThreads: 1,
+      provider: 'cpu',
+      debug: false,
+    },
+    60,
+  );
+  const audio = new SampleHistory();
+  const maxWindow = MAX_DECODE_SECONDS * SAMPLE_RATE;
+  // Widened on purpose: the closures below change it, which narrowing cannot see.
+  let pending = null as { start: number; end: number } | null;
+  let decodedUntil = 0;
+
+  const decodePending = async (): Promise<void> => {
+    if (pending !== null) {
+      const { start, end } = pending;
+      pending = null;
+      decodedUntil = end;
+      await decodeSpan(start, audio.slice(start, end));
+    }
+  };
+  const onSpeech = async (speechStart: number, samples: Float32Array): Promise<void> => {
+    let start = Math.max(0, speechStart - SPEECH_PAD_SAMPLES);
+    const end = speechStart + samples.length + SPEECH_PAD_SAMPLES;
+    if (pending !== null && end - pending.start <= maxWindow) {
+      pending.end = end;
+      return;
+    }
+    await decodePending();
+    // Close to the previous window, the gap may hold words the VAD missed: continue from where it ended.
+    if (start - decodedUntil < JOIN_GAP_SAMPLES) {
+      start = Math.min(decodedUntil, speechStart);
+    }
+    if (start < audio.start) {
+      await decodeSpan(speechStart, samples);
+    } else {
+      pending = { start, end };
+    }
+  };
+  const drain = async (): Promise<void> => {
+    while (!vad.isEmpty()) {
+      // Copy out of the native buffer: `pop()` frees what an external buffer would point at.
+      const speech = vad.front(false);
+      vad.pop();
+      await onSpeech(speech.start, speech.samples);
+    }
+  };
+  for await (const chunk of pcmChunks(pcmPath)) {
+    audio.push(chunk);
+    vad.acceptWaveform(chunk);
+    await drain();
+    if (pending !== null && audio.end - pending.start > maxWindow + SPEECH_PAD_SAMPLES) {
+      // No speech can join the pending window any more once the audio has moved past its limit.
+      await decodePending();
+    }
+    audio.forgetBefore(Math.min(pending?.start ?? audio.end, audio.end - HISTORY_SAMPLES));
+  }
+  vad.flush();
+  await drain();
+  await decodePending();
+}
+
+export default async function transcribe(input: TranscribeTaskInput): Promise<Transcript> {
+  guard(input);
+  const recognizer = await recognizerFor(input);
+  const durationSeconds = (await stat(input.pcmPath)).size / 2 / SAMPLE_RATE;
+  const segments: TranscriptSegment[] = [];
+  const languages = new Map<string, number>();
+
+  const decodeSpan = async (startSample: number, samples: Float32Array): Promise<void> => {
+    let offset = startSample;
+    for (const window of windows(samples)) {
+      const start = offset / SAMPLE_RATE;
+      const end = (offset + window.length) / SAMPLE_RATE;
+      offset += window.length;
+      if (window.length < MIN_DECODE_SAMPLES) {
+        continue;
+      }
+      const result = await decodeResult(recognizer, window);
+      const text = result.text.trim();
+      if (result.lang) {
+        languages.set(result.lang, (languages.get(result.lang) ?? 0) + window.length);
+      }
+      if (text.length > 0) {
+        const segment: TranscriptSegment = {
+          id: segments.length,
+          start,
+          end,
+          text,
+          words: input.model.wordTimestamps ? wordsOf(result, start, end) : null,
+        };
+        segments.push(segment);
+        const message: ProgressMessage = { type: 'cesar:progress', processedSeconds: end, durationSeconds, segment };
+        process.send?.(message);
+      }
+    }
+  };
+
+  if (input.vadModel !== null) {
+    await decodeSpeechWindows(input.vadModel, input.pcmPath, decodeSpan);
+  } else {
+    // Without a VAD model, fixed windows: words at the cuts may suffer, but nothing is dropped.
+    const audio = new SampleHistory();
+    let decodedUntil = 0;
+    const maxSamples = MAX_DECODE_SECONDS * SAMPLE_RATE;
+    for await (const chunk of pcmChunks(input.pcmPath)) {
+      audio.push(chunk);
+      if (audio.end - decodedUntil >= maxSamples) {
+        await decodeSpan(decodedUntil, audio.slice(decodedUntil, decodedUntil + maxSamples));
+        decodedUntil += maxSamples;
+        audio.forgetBefore(decodedUntil);
+      }
+    }
+    await decodeSpan(decodedUntil, audio.slice(decodedUntil, audio.end));
+  }
+
+  const detected = [...languages.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  return {
+    language: input.language ?? (input.model.multilingual ? (detected ?? 'en') : 'en'),
+    durationSeconds,
+    segments,
+  };
+}
