@@ -208,9 +208,14 @@ export interface components {
             start: number;
             end: number;
         };
+        /** @description A segment with its words (when the model gives word timestamps; otherwise `words` is empty). */
         VerboseSegment: {
+            id: number;
+            start: number;
+            end: number;
+            text: string;
             words: components["schemas"]["Word"][];
-        } & components["schemas"]["Segment"];
+        };
         Transcript: {
             /** Format: uuid */
             job_id: string;
@@ -223,8 +228,15 @@ export interface components {
             segments: components["schemas"]["Segment"][];
         };
         VerboseTranscript: {
+            /** Format: uuid */
+            job_id: string;
+            model: string;
+            task: components["schemas"]["Task"];
+            language: string;
+            duration_seconds: number;
+            text: string;
             segments: components["schemas"]["VerboseSegment"][];
-        } & WithRequired<components["schemas"]["Transcript"], "segments">;
+        };
         Health: {
             /** @enum {string} */
             status: "ready" | "not_ready";
@@ -531,6 +543,3 @@ export interface operations {
         };
     };
 }
-type WithRequired<T, K extends keyof T> = T & {
-    [P in K]-?: T[P];
-};

@@ -24,7 +24,7 @@ import { listJobsHandler } from './handlers/list-jobs.ts';
 import { listModelsHandler } from './handlers/list-models.ts';
 import type { OperationHandler, OperationId } from './operation-types.ts';
 import { sendProblem } from './problem.ts';
-import { multipartUpload } from './upload.ts';
+import { discardUpload, multipartUpload } from './upload.ts';
 
 export const SPEC_PATH = new URL('../../openapi.yaml', import.meta.url);
 
@@ -68,10 +68,14 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     getHealth: getHealthHandler(deps),
     listModels: listModelsHandler(deps),
   };
+  const answerProblem = async (req: Request, res: Response, error: unknown): Promise<void> => {
+    await discardUpload(res);
+    sendProblem(res, error, deps.logger, req.originalUrl);
+  };
   for (const [operationId, handler] of Object.entries(handlers)) {
     api.register(operationId, (c: Context, req: Request, res: Response) =>
       (handler as (c: Context, req: Request, res: Response) => Promise<void>)(c, req, res).catch((error: unknown) =>
-        sendProblem(res, error, deps.logger, req.originalUrl),
+        answerProblem(req, res, error),
       ),
     );
   }
@@ -81,7 +85,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
         location: error.instancePath.replace(/^\//, '').replaceAll('/', '.') || 'request',
         message: error.message ?? 'is invalid',
       }));
-      sendProblem(res, new AppError('invalid_request', errors.map((e) => `${e.location} ${e.message}`).join('; '), { errors }), deps.logger, req.originalUrl);
+      return answerProblem(req, res, new AppError('invalid_request', errors.map((e) => `${e.location} ${e.message}`).join('; '), { errors }));
     },
     notFound: (_c: Context, req: Request, res: Response) => {
       res.status(404).type('application/problem+json').send(
@@ -118,7 +122,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   app.use((req, res) => {
     void api
       .handleRequest({ method: req.method, path: req.path, query: req.query as Record<string, string>, headers: req.headers as Record<string, string>, body: req.body as unknown }, req, res)
-      .catch((error: unknown) => sendProblem(res, error, deps.logger, req.originalUrl));
+      .catch((error: unknown) => answerProblem(req, res, error));
   });
   return app;
 }

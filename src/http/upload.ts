@@ -139,6 +139,15 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
   });
 }
 
+/** Deletes the stored upload of a request that no job took; call before answering with an error. */
+export async function discardUpload(res: Response): Promise<void> {
+  const locals = res.locals as UploadLocals;
+  if (locals.upload && !locals.uploadClaimed) {
+    locals.uploadClaimed = true;
+    await rm(locals.upload.path, { force: true });
+  }
+}
+
 /**
  * Express middleware for multipart job submissions: stores the file, puts the fields (and the file name as
  * `file`) in `req.body` for openapi-backend to validate, and deletes the file if no job took it.
@@ -167,11 +176,8 @@ export function multipartUpload(options: {
       .then(
       ({ fields, upload }) => {
         res.locals.upload = upload;
-        res.on('close', () => {
-          if (!res.locals.uploadClaimed) {
-            void rm(upload.path, { force: true });
-          }
-        });
+        // A safety net: error answers discard the upload before they are sent (see `discardUpload`).
+        res.on('close', () => void discardUpload(res));
         req.body = { ...fields, file: upload.fileName ?? '' };
         next();
       },

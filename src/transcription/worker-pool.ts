@@ -44,6 +44,8 @@ export function createTranscriptionPool(options: { workers: number; env?: Record
     maxThreads: options.workers,
     concurrentTasksPerWorker: 1,
     isolateWorkers: false,
+    // Not the parent's flags: under `node --test` a worker would otherwise run as a test file.
+    execArgv: [],
     // tinypool forks with only the env it is given.
     env: options.env ?? Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined)),
   });
