@@ -41,7 +41,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
   const dispatcher = createDispatcher({
     store,
     pool,
-    ffmpeg: createFfmpeg({ binaryPath: config.ffmpegPath ?? bundledFfmpegPath(), timeoutMs: config.ffmpegTimeoutMs }),
+    ffmpeg: createFfmpeg({ binaryPath: config.ffmpegPath ?? bundledFfmpegPath(), timeoutMs: config.ffmpegTimeoutMs, maxDurationSeconds: config.maxDurationSeconds }),
     models,
     logger,
     dataDir: config.dataDir,
