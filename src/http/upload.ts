@@ -46,7 +46,8 @@ export function sanitizeFileName(name: string | undefined): string | null {
 
 interface ParsedForm {
   fields: Record<string, string>;
-  upload: StoredUpload;
+  /** Null for a submission by `url`. */
+  upload: StoredUpload | null;
 }
 
 function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFields: ReadonlySet<string>): Promise<ParsedForm> {
@@ -121,15 +122,18 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
         if (unknown.length > 0) {
           fail(new AppError('unknown_field', `Unknown form fields: ${unknown.join(', ')}.`, { errors: unknown.map((name) => ({ location: `body.${name}`, message: 'unknown field' })) }));
         }
-        if (!failure && upload === null) {
-          fail(new AppError('missing_file', 'The form needs a file in the field "file".'));
+        if (!failure && upload === null && fields.url === undefined) {
+          fail(new AppError('missing_file', 'The form needs a file in the field "file", or a "url".'));
+        }
+        if (!failure && upload !== null && fields.url !== undefined) {
+          fail(new AppError('invalid_request', 'Send either a file or a url, not both.'));
         }
         if (!failure && upload?.sizeBytes === 0) {
           fail(new AppError('empty_file', 'The uploaded file is empty.'));
         }
-        if (failure || upload === null) {
+        if (failure) {
           await rm(target, { force: true });
-          reject(failure ?? new AppError('missing_file'));
+          reject(failure);
           return;
         }
         resolve({ fields, upload });
@@ -156,12 +160,14 @@ export function multipartUpload(options: {
   uploadsDir: string;
   maxBytes: number;
   allowedFields: ReadonlySet<string>;
+  /** Checks the fields (and the file name as `file`); throws to refuse the form. */
+  validateFields?: (fields: Record<string, string>) => void;
   onError: (res: Response, error: unknown) => void;
 }): RequestHandler {
   return (req: Request, res: Response<unknown, UploadLocals>, next: NextFunction) => {
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     if (!type.startsWith('multipart/form-data')) {
-      options.onError(res, new AppError('unsupported_content_type', 'Send the audio as multipart/form-data with a "file" field.'));
+      options.onError(res, new AppError('unsupported_content_type', 'Send the audio as multipart/form-data with a "file" field, or a url as application/json.'));
       return;
     }
     const declared = Number(req.headers['content-length'] ?? '0');
@@ -175,10 +181,19 @@ export function multipartUpload(options: {
       .then(() => parseForm(req, options.uploadsDir, options.maxBytes, options.allowedFields))
       .then(
       ({ fields, upload }) => {
-        res.locals.upload = upload;
-        // A safety net: error answers discard the upload before they are sent (see `discardUpload`).
-        res.on('close', () => void discardUpload(res));
-        req.body = { ...fields, file: upload.fileName ?? '' };
+        if (upload) {
+          res.locals.upload = upload;
+          // A safety net: error answers discard the upload before they are sent (see `discardUpload`).
+          res.on('close', () => void discardUpload(res));
+        }
+        const body = upload ? { ...fields, file: upload.fileName ?? '' } : fields;
+        try {
+          options.validateFields?.(body);
+        } catch (error) {
+          void discardUpload(res).then(() => options.onError(res, error));
+          return;
+        }
+        req.body = body;
         next();
       },
       (error: unknown) => {
