@@ -71,6 +71,21 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
     const fail = (error: AppError): void => {
       failure ??= error;
     };
+    let stopped = false;
+    /**
+     * Answers without reading the rest of the body: the request is unpiped and left paused, so TCP flow control
+     * holds the client back until the error answer (sent with `Connection: close`) ends the connection.
+     */
+    const stopEarly = (error: AppError, output?: NodeJS.WritableStream & { destroy(): void }): void => {
+      if (stopped) {
+        return;
+      }
+      stopped = true;
+      req.unpipe(parser);
+      req.pause();
+      output?.destroy();
+      void rm(target, { force: true }).then(() => reject(error));
+    };
 
     parser.on('field', (name, value, info) => {
       if (!allowedFields.has(name) || name === 'file') {
@@ -90,11 +105,12 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
         return;
       }
       let truncated = false;
-      stream.on('limit', () => {
-        truncated = true;
-      });
       // Piped at once: a listener attached later would miss the chunks that already flowed.
       const output = createWriteStream(target, { flags: 'wx' });
+      stream.on('limit', () => {
+        truncated = true;
+        stopEarly(new AppError('upload_too_large', `The file is larger than the limit of ${maxBytes} bytes.`, { limit_bytes: maxBytes }), output);
+      });
       fileWrite = (async () => {
         await pipeline(stream, output);
         if (truncated) {
@@ -109,9 +125,12 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
     parser.on('partsLimit', () => fail(new AppError('invalid_request', 'The form has too many parts.')));
     parser.on('fieldsLimit', () => fail(new AppError('invalid_request', 'The form has too many fields.')));
     parser.on('error', (error: Error) => {
-      reject(new AppError('invalid_request', `The multipart body is malformed: ${error.message}`));
+      stopEarly(new AppError('invalid_request', `The multipart body is malformed: ${error.message}`));
     });
     parser.on('close', () => {
+      if (stopped) {
+        return;
+      }
       void (async () => {
         let upload: StoredUpload | null = null;
         try {
