@@ -20,9 +20,15 @@ export interface paths {
         put?: never;
         /**
          * Submit audio for transcription
-         * @description Upload an audio or video file as `multipart/form-data`. The file is stored and a job is queued; the answer
-         *     comes at once with status 202 and the job, whose `Location` header points at it. The transcription itself
-         *     happens in the background.
+         * @description Upload an audio or video file as `multipart/form-data`, or give a `url` to fetch it from (a form field, or
+         *     an `application/json` body). The file is stored, or the URL checked, and a job is queued; the answer comes
+         *     at once with status 202 and the job, whose `Location` header points at it. Downloading and transcribing
+         *     happen in the background.
+         *
+         *     A URL must be http or https, without credentials, on an allowed port, and must not point at a private,
+         *     loopback, link-local or metadata address, in any notation (422 `url_forbidden`). What can only be known
+         *     later (where a name resolves, where a redirect leads, how large the body is) fails the job with
+         *     `url_forbidden`, `download_failed` or `download_too_large`.
          */
         post: operations["createJob"];
         delete?: never;
@@ -122,9 +128,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Exactly one of `file` and `url`. */
         JobSubmission: {
             /** @description The audio or video file. Any container ffmpeg reads; only the first audio stream is used. */
-            file: string;
+            file?: string;
+            url?: components["schemas"]["MediaUrl"];
             /** @description An installed model (see `GET /models`); the server's default model when absent. */
             model?: string;
             /**
@@ -134,6 +142,18 @@ export interface components {
             language?: string;
             task?: components["schemas"]["Task"];
         };
+        /** @description A job whose media the server downloads from `url`. */
+        JobUrlSubmission: {
+            url: components["schemas"]["MediaUrl"];
+            model?: components["schemas"]["JobSubmission"]["model"];
+            language?: components["schemas"]["JobSubmission"]["language"];
+            task?: components["schemas"]["Task"];
+        };
+        /**
+         * Format: uri
+         * @description An http or https URL of an audio or video file, downloaded by the server.
+         */
+        MediaUrl: string;
         /**
          * @description `transcribe` keeps the spoken language; `translate` gives English (multilingual models only).
          * @default transcribe
@@ -266,7 +286,7 @@ export interface components {
          * @description The stable, closed set of error codes. Clients may branch on these.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error";
+        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error";
         /** @description An RFC 9457 problem document. */
         Problem: {
             /** @description A URI reference naming the problem type; stable per `code`. */
@@ -392,6 +412,7 @@ export interface operations {
         requestBody: {
             content: {
                 "multipart/form-data": components["schemas"]["JobSubmission"];
+                "application/json": components["schemas"]["JobUrlSubmission"];
             };
         };
         responses: {

@@ -4,6 +4,8 @@
  */
 import path from 'node:path';
 
+import { DEFAULT_ALLOWED_PORTS, parsePortList } from './net/url-policy.ts';
+
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -22,6 +24,16 @@ export interface Config {
   /** Wall-clock limit of one ffmpeg normalization. */
   readonly ffmpegTimeoutMs: number;
   readonly logFormat: 'json' | 'pretty';
+  /** Longest accepted media; longer files fail with `media_too_long` before transcription. 0: no limit. */
+  readonly maxDurationSeconds: number;
+  /** LAN deployments: URLs may point at private and loopback addresses. */
+  readonly urlAllowPrivateNetworks: boolean;
+  /** Ports a submitted URL (and every redirect) may use. */
+  readonly urlAllowedPorts: ReadonlySet<number>;
+  /** Largest download of a submitted URL. */
+  readonly maxDownloadBytes: number;
+  /** Wall-clock limit of one download, redirects included. */
+  readonly downloadTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -55,6 +67,32 @@ function readString(env: Env, name: string, fallback: string): string {
   return raw === undefined || raw.trim() === '' ? fallback : raw.trim();
 }
 
+function readBool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') {
+    return fallback;
+  }
+  if (['1', 'true', 'yes'].includes(raw)) {
+    return true;
+  }
+  if (['0', 'false', 'no'].includes(raw)) {
+    return false;
+  }
+  throw new ConfigError(name, `expected true or false, got ${JSON.stringify(raw)}`);
+}
+
+function readPorts(env: Env, name: string, fallback: ReadonlySet<number>): ReadonlySet<number> {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') {
+    return fallback;
+  }
+  try {
+    return parsePortList(raw);
+  } catch (error) {
+    throw new ConfigError(name, (error as Error).message);
+  }
+}
+
 /** Reads the configuration from `env` (normally `process.env`); relative paths resolve against `cwd`. */
 export function loadConfig(env: Env, cwd: string): Config {
   const host = readString(env, 'CESAR_HOST', '127.0.0.1');
@@ -81,5 +119,10 @@ export function loadConfig(env: Env, cwd: string): Config {
     ffmpegPath: ffmpegPath === undefined || ffmpegPath === '' ? null : path.resolve(cwd, ffmpegPath),
     ffmpegTimeoutMs: readInt(env, 'CESAR_FFMPEG_TIMEOUT_MS', 600_000, 1000, 86_400_000),
     logFormat,
+    maxDurationSeconds: readInt(env, 'CESAR_MAX_DURATION_SECONDS', 4 * 3600, 0, 7 * 86_400),
+    urlAllowPrivateNetworks: readBool(env, 'CESAR_URL_ALLOW_PRIVATE_NETWORKS', false),
+    urlAllowedPorts: readPorts(env, 'CESAR_URL_ALLOWED_PORTS', DEFAULT_ALLOWED_PORTS),
+    maxDownloadBytes: readInt(env, 'CESAR_MAX_DOWNLOAD_SIZE_MB', readInt(env, 'CESAR_MAX_UPLOAD_SIZE_MB', 500, 1, 1_000_000), 1, 1_000_000) * 1024 * 1024,
+    downloadTimeoutMs: readInt(env, 'CESAR_DOWNLOAD_TIMEOUT_MS', 300_000, 1000, 86_400_000),
   });
 }

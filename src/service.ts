@@ -17,6 +17,8 @@ import type { Clock, Dispatcher } from './jobs/dispatcher.ts';
 import { createJobStore } from './jobs/job-store.ts';
 import type { JobStore } from './jobs/job-store.ts';
 import type { Logger } from './logger.ts';
+import { createMediaDownloader } from './net/media-download.ts';
+import { createUrlPolicy } from './net/url-policy.ts';
 import { createModelCatalog } from './transcription/models.ts';
 import { createTranscriptionPool } from './transcription/worker-pool.ts';
 
@@ -38,16 +40,18 @@ export async function createService(config: Config, logger: Logger, clock: Clock
   const store = createJobStore(db);
   const models = createModelCatalog(config.modelsDir);
   const pool = createTranscriptionPool({ workers: config.maxWorkers });
+  const urlPolicy = createUrlPolicy({ allowPrivateNetworks: config.urlAllowPrivateNetworks, allowedPorts: config.urlAllowedPorts });
   const dispatcher = createDispatcher({
     store,
     pool,
-    ffmpeg: createFfmpeg({ binaryPath: config.ffmpegPath ?? bundledFfmpegPath(), timeoutMs: config.ffmpegTimeoutMs }),
+    ffmpeg: createFfmpeg({ binaryPath: config.ffmpegPath ?? bundledFfmpegPath(), timeoutMs: config.ffmpegTimeoutMs, maxDurationSeconds: config.maxDurationSeconds }),
     models,
     logger,
     dataDir: config.dataDir,
     maxWorkers: config.maxWorkers,
     leaseMs: config.leaseMs,
     clock,
+    download: createMediaDownloader({ policy: urlPolicy, maxBytes: config.maxDownloadBytes, totalTimeoutMs: config.downloadTimeoutMs }),
   });
   const app = await createApp({
     store,
@@ -59,6 +63,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     defaultModel: config.defaultModel,
     maxAttempts: config.maxAttempts,
     maxUploadBytes: config.maxUploadBytes,
+    urlPolicy,
   });
   let server: Server | null = null;
 

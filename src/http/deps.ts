@@ -5,6 +5,7 @@
 import type { Dispatcher, Clock } from '../jobs/dispatcher.ts';
 import type { JobStore } from '../jobs/job-store.ts';
 import type { Logger } from '../logger.ts';
+import type { UrlPolicy } from '../net/url-policy.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
 
 export interface ApiDeps {
@@ -17,4 +18,6 @@ export interface ApiDeps {
   defaultModel: string;
   maxAttempts: number;
   maxUploadBytes: number;
+  /** Checks submitted URLs at the door; the worker checks every resolved address again. */
+  urlPolicy: UrlPolicy;
 }

@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { Ffmpeg } from '../audio/ffmpeg.ts';
 import { AppError, isAppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { MediaDownloader } from '../net/media-download.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 import type { JobFailure, JobRow, JobStore } from './job-store.ts';
@@ -39,6 +40,8 @@ export interface DispatcherOptions {
   retryBaseMs?: number;
   retryMaxMs?: number;
   random?: () => number;
+  /** Fetches jobs submitted as a URL; without it such jobs fail with `download_failed`. */
+  download?: MediaDownloader;
 }
 
 export interface DispatcherEvents {
@@ -136,8 +139,18 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       if (!model) {
         throw new AppError('model_not_installed', `The model ${job.model} is no longer installed.`);
       }
+      if (job.source_url !== null) {
+        if (!options.download) {
+          throw new AppError('download_failed', 'This server does not download URLs.');
+        }
+        // A previous attempt may have left part of the file.
+        await rm(paths.upload, { force: true });
+        const { bytes } = await options.download(job.source_url, paths.upload, signal);
+        log.info('media downloaded', { size_bytes: bytes });
+      }
       const audio = await ffmpeg.normalize(paths.upload, paths.audio, signal);
       progress = { progress: 0, durationSeconds: audio.durationSeconds };
+      await store.recordMediaStart(job.id, owner, audio.startTimeSeconds);
       await heartbeat();
       const transcript = await pool.run(
         {
@@ -212,12 +225,18 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
   };
 
-  const claimLoop = async (): Promise<void> => {
+  /** The claim loop in progress, if any: `stop()` waits for it so that no claim lands after the database closes. */
+  let claimRun: Promise<void> = Promise.resolve();
+  const claimLoop = (): Promise<void> => {
     if (claiming) {
       wakeAgain = true;
-      return;
+      return claimRun;
     }
     claiming = true;
+    claimRun = claimJobs();
+    return claimRun;
+  };
+  const claimJobs = async (): Promise<void> => {
     try {
       do {
         wakeAgain = false;
@@ -225,6 +244,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           const owner = `${instance}:${randomUUID()}`;
           const job = await store.claim(owner, clock.now(), leaseMs);
           if (!job) {
+            break;
+          }
+          if (!accepting) {
+            // stop() began while this claim was in flight: give the job back rather than run it unobserved.
+            await store.release(job.id, owner, clock.now());
             break;
           }
           events.emit('job:claimed', job);
@@ -272,6 +296,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           clearInterval(timer);
         }
       }
+      await claimRun;
       const all = () => Promise.allSettled([...running.values()].map((entry) => entry.done));
       let graceTimer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<'grace_over'>((resolve) => {

@@ -1,25 +1,40 @@
 /**
  * @module http/handlers/create-job
- * `POST /jobs`: the upload is already on disk (see `http/upload.ts`); check the model and language against
- * what is installed, enqueue, answer 202 at once.
+ * `POST /jobs`: the upload is already on disk (see `http/upload.ts`), or a URL was given for the worker to
+ * download; check the URL, the model and the language, enqueue, answer 202 at once.
  */
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 
 import { AppError } from '../../errors.ts';
+import { jobPaths } from '../../jobs/dispatcher.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobView } from '../job-view.ts';
 import type { OperationHandler, Schemas } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 import type { UploadLocals } from '../upload.ts';
+import { sanitizeFileName } from '../upload.ts';
+
+/** The last path segment of a URL as a display name, sanitized like an upload's. */
+function urlFileName(url: URL | null): string | null {
+  const last = url?.pathname.split('/').pop() ?? '';
+  try {
+    return sanitizeFileName(decodeURIComponent(last));
+  } catch {
+    return sanitizeFileName(last);
+  }
+}
 
 export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
   return async (c, _req, res) => {
     const locals = res.locals as UploadLocals;
     const upload = locals.upload;
-    if (!upload) {
-      throw new AppError('unsupported_content_type', 'Send the audio as multipart/form-data with a "file" field.');
+    const body = c.request.requestBody as Schemas['JobSubmission'] | Schemas['JobUrlSubmission'];
+    // Refused here when the URL alone decides it; where it resolves and redirects is checked by the worker.
+    const sourceUrl = body.url === undefined || upload ? null : deps.urlPolicy.checkUrl(body.url);
+    if (!upload && sourceUrl === null) {
+      throw new AppError('missing_file', 'Send a file in the field "file", or a url.');
     }
-    const body = c.request.requestBody as Schemas['JobSubmission'];
     const modelName = body.model ?? deps.defaultModel;
     const { models } = await deps.models.scan();
     const model = models.find((candidate) => candidate.name === modelName);
@@ -38,20 +53,22 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
     if (task === 'translate' && !model.multilingual) {
       throw new AppError('unsupported_task', `The model ${model.name} is English-only and cannot translate.`);
     }
+    const id = upload?.id ?? randomUUID();
     const row = await deps.store.enqueue(
       {
-        id: upload.id,
+        id,
         model: model.name,
         language,
         task,
-        fileName: upload.fileName,
-        inputPath: path.relative(deps.dataDir, upload.path),
+        fileName: upload ? upload.fileName : urlFileName(sourceUrl),
+        inputPath: path.relative(deps.dataDir, upload?.path ?? jobPaths(deps.dataDir, id).upload),
         maxAttempts: deps.maxAttempts,
+        sourceUrl: sourceUrl?.href ?? null,
       },
       deps.clock.now(),
     );
     locals.uploadClaimed = true;
-    deps.logger.info('job accepted', { job_id: row.id, model: row.model, size_bytes: upload.sizeBytes });
+    deps.logger.info('job accepted', upload ? { job_id: row.id, model: row.model, size_bytes: upload.sizeBytes } : { job_id: row.id, model: row.model, source_host: sourceUrl?.host });
     deps.dispatcher.notify();
     res.setHeader('Location', `/jobs/${row.id}`);
     sendJson(res, 'createJob', 202, jobView(row));
