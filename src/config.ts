@@ -22,6 +22,8 @@ export interface Config {
   /** Wall-clock limit of one ffmpeg normalization. */
   readonly ffmpegTimeoutMs: number;
   readonly logFormat: 'json' | 'pretty';
+  /** Where `cesar models download` fetches the official release files (a mirror for machines without GitHub). */
+  readonly modelsBaseUrl: string;
 }
 
 export class ConfigError extends Error {
@@ -55,6 +57,14 @@ function readString(env: Env, name: string, fallback: string): string {
   return raw === undefined || raw.trim() === '' ? fallback : raw.trim();
 }
 
+function readUrl(env: Env, name: string, fallback: string): string {
+  const value = readString(env, name, fallback);
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    throw new ConfigError(name, `expected an http(s) URL, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 /** Reads the configuration from `env` (normally `process.env`); relative paths resolve against `cwd`. */
 export function loadConfig(env: Env, cwd: string): Config {
   const host = readString(env, 'CESAR_HOST', '127.0.0.1');
@@ -81,5 +91,6 @@ export function loadConfig(env: Env, cwd: string): Config {
     ffmpegPath: ffmpegPath === undefined || ffmpegPath === '' ? null : path.resolve(cwd, ffmpegPath),
     ffmpegTimeoutMs: readInt(env, 'CESAR_FFMPEG_TIMEOUT_MS', 600_000, 1000, 86_400_000),
     logFormat,
+    modelsBaseUrl: readUrl(env, 'CESAR_MODELS_BASE_URL', 'https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/'),
   });
 }
