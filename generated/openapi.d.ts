@@ -123,7 +123,10 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         JobSubmission: {
-            /** @description The audio or video file. Any container ffmpeg reads; only the first audio stream is used. */
+            /**
+             * Format: binary
+             * @description The audio or video file. Any container ffmpeg reads; only the first audio stream is used.
+             */
             file: string;
             /** @description An installed model (see `GET /models`); the server's default model when absent. */
             model?: string;
