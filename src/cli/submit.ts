@@ -5,7 +5,7 @@
  * writes the transcript.
  */
 import { openAsBlob } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -79,8 +79,14 @@ async function loadAudio(source: string, signal: AbortSignal): Promise<{ blob: B
     return { blob: await response.blob(), fileName };
   }
   try {
+    if (!(await stat(source)).isFile()) {
+      throw new CliError(`cannot read ${source}: not a file`, EXIT.failed);
+    }
     return { blob: await openAsBlob(source), fileName: path.basename(source) };
   } catch (error) {
+    if (error instanceof CliError) {
+      throw error;
+    }
     throw new CliError(`cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, EXIT.failed);
   }
 }
