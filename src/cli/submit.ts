@@ -29,7 +29,7 @@ Sends a file (or the audio at a URL, fetched by this command) to a running Cesar
 job. With --wait, follows the job's progress until it ends and writes its transcript.
 
 Options:
-  --server URL          the server (default: CESAR_SERVER, else http://127.0.0.1:8000)
+  --server URL          the server (default: http://127.0.0.1:8000)
   --model NAME          model to use (default: the server's default model)
   --language CODE       spoken language (en, de, ...)
   --task TASK           transcribe or translate
@@ -113,7 +113,7 @@ export async function submitCommand(argv: readonly string[]): Promise<number> {
     throw new UsageError(positionals.length === 0 ? 'no FILE or URL given' : 'give exactly one FILE or URL');
   }
   const source = positionals[0] ?? '';
-  const server = stringOption(values, 'server') ?? process.env.CESAR_SERVER ?? 'http://127.0.0.1:8000';
+  const server = stringOption(values, 'server') ?? 'http://127.0.0.1:8000';
   if (!URL.canParse(server)) {
     throw new UsageError(`--server is not a URL: ${JSON.stringify(server)}`);
   }
