@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { extractTarBz2, findSystemBzip2 } from '../src/transcription/model-download.ts';
 import { runCesar, runCommand } from './support/cli.ts';
 import { FIXTURES, modelsDir, requireModel, tempDir, TEST_MODEL, words } from './support/harness.ts';
 
@@ -215,5 +216,35 @@ describe('cesar models download', () => {
     const result = await runCesar(['models', 'download', 'silero_vad', '--base-url', `${mirror.baseUrl}/good/`, '--models-dir', 'models'], { cwd });
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual((await readdir(path.join(cwd, 'models'))).sort(), ['notes.txt', 'silero_vad.onnx']);
+  });
+});
+
+describe('unpacking .tar.bz2', () => {
+  test('the JavaScript decoder (for systems without bzip2) and the system one unpack the same files and refuse a damaged archive', async (t) => {
+    const work = await tempDir();
+    t.after(() => rm(work, { recursive: true, force: true }));
+    const source = path.join(work, 'source', 'sherpa-onnx-whisper-x');
+    await mkdir(source, { recursive: true });
+    const text = Array.from({ length: 20_000 }, (_, index) => `${index} ${createHash('sha256').update(String(index)).digest('hex')}`).join('\n');
+    await writeFile(path.join(source, 'x-tokens.txt'), text);
+    const archive = path.join(work, 'x.tar.bz2');
+    const packed = await runCommand('tar', ['-C', path.dirname(source), '-cjf', archive, 'sherpa-onnx-whisper-x']);
+    assert.equal(packed.code, 0, packed.stderr);
+    const damaged = path.join(work, 'damaged.tar.bz2');
+    const bytes = await readFile(archive);
+    bytes.fill(0x55, Math.floor(bytes.length / 2), Math.floor(bytes.length / 2) + 512);
+    await writeFile(damaged, bytes);
+
+    const decoders: [string, string | null][] = [['javascript', null]];
+    const system = await findSystemBzip2();
+    if (system !== null) {
+      decoders.push(['system', system]);
+    }
+    for (const [name, bzip2] of decoders) {
+      const out = path.join(work, `out-${name}`);
+      await extractTarBz2(archive, out, bzip2);
+      assert.equal(await readFile(path.join(out, 'sherpa-onnx-whisper-x', 'x-tokens.txt'), 'utf8'), text, name);
+      await assert.rejects(extractTarBz2(damaged, path.join(work, `damaged-${name}`), bzip2), `${name} accepted a damaged archive`);
+    }
   });
 });

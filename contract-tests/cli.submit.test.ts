@@ -8,6 +8,15 @@ import { FIXTURES, requireModel, startServer, tempDir, TEST_MODEL, words } from 
 
 const JFK = 'and so my fellow americans ask not what your country can do for you ask what you can do for your country';
 
+/** The messages of the server's log lines about one job; every line about a job must carry its id. */
+function jobLogMessages(logs: readonly string[], jobId: string): string[] {
+  const lines = logs.map((line) => JSON.parse(line) as { msg: string; job_id?: string });
+  for (const line of lines.filter((entry) => entry.msg.startsWith('job '))) {
+    assert.ok(line.job_id, `a job's log line without job_id: ${JSON.stringify(line)}`);
+  }
+  return lines.filter((line) => line.job_id === jobId).map((line) => line.msg);
+}
+
 describe('cesar submit', () => {
   test('--wait follows the job to its end and prints the same words as a local transcription', async (t) => {
     if (!requireModel(t)) {
@@ -22,7 +31,8 @@ describe('cesar submit', () => {
     const result = await runCesar(['submit', path.join(FIXTURES, 'jfk.ogg'), '--server', server.client.baseUrl, '--wait', '--model', TEST_MODEL], { cwd });
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(words(result.stdout), JFK.split(' '));
-    assert.match(result.stderr, /job [0-9a-f-]{36} completed/);
+    const jobId = /job ([0-9a-f-]{36}) completed/.exec(result.stderr)?.[1] ?? '';
+    assert.deepEqual(jobLogMessages(server.logs, jobId), ['job accepted', 'job started', 'job completed']);
 
     const toFiles = await runCesar(
       ['submit', path.join(FIXTURES, 'jfk.ogg'), '--server', server.client.baseUrl, '--wait', '--format', 'srt,json', '--output', 'out'],
@@ -77,7 +87,8 @@ describe('cesar submit', () => {
     });
     const result = await runCesar(['submit', path.join(FIXTURES, 'not-audio.mp3'), '--server', server.client.baseUrl, '--wait'], { cwd });
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /job [0-9a-f-]{36} failed: undecodable_media/);
+    const jobId = /job ([0-9a-f-]{36}) failed: undecodable_media/.exec(result.stderr)?.[1] ?? '';
+    assert.deepEqual(jobLogMessages(server.logs, jobId), ['job accepted', 'job started', 'job failed']);
     assert.equal(result.stdout, '');
   });
 

@@ -49,11 +49,12 @@ describe('the Swagger UI at /docs, in headless Chromium', () => {
     const page = await context.newPage();
     await page.goto(`${server.client.baseUrl}/docs/`);
     await page.locator('.opblock').first().waitFor();
-    const rendered = await page
-      .locator('.opblock')
-      .evaluateAll((blocks) =>
-        blocks.map((block) => `${block.querySelector('.opblock-summary-method')?.textContent ?? ''} ${block.querySelector('.opblock-summary-path')?.getAttribute('data-path') ?? ''}`),
-      );
+    const blocks = page.locator('.opblock');
+    const rendered: string[] = [];
+    for (let index = 0; index < (await blocks.count()); index += 1) {
+      const block = blocks.nth(index);
+      rendered.push(`${await block.locator('.opblock-summary-method').textContent()} ${await block.locator('.opblock-summary-path').getAttribute('data-path')}`);
+    }
     assert.deepEqual(rendered.sort(), specOperations());
 
     const health = page.locator('.opblock', { has: page.locator('.opblock-summary-path[data-path="/health"]') });

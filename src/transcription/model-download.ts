@@ -9,9 +9,10 @@
  * never leaves a half-installed model that the server would try to load. The temporary folder's name starts
  * with a dot, which the model catalog ignores.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { access, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -139,14 +140,50 @@ async function download(url: string, file: string, options: InstallOptions): Pro
   return { sha256, bytes: receivedBytes };
 }
 
-/** Unpacks regular files and folders only: no links, no device files, nothing outside `dir` (tar's default). */
-async function extractTarBz2(archive: string, dir: string): Promise<void> {
+/** The system's bzip2, when there is one: about seven times faster than the JavaScript decoder on a large model. */
+export async function findSystemBzip2(searchPath = process.env.PATH ?? ''): Promise<string | null> {
+  for (const dir of searchPath.split(path.delimiter).filter(Boolean)) {
+    const candidate = path.join(dir, 'bzip2');
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this folder
+    }
+  }
+  return null;
+}
+
+/**
+ * Unpacks regular files and folders only: no links, no device files, nothing outside `dir` (tar's default).
+ * `bzip2Path` null decodes in JavaScript; otherwise that bzip2 decodes and must exit 0, so a damaged archive
+ * fails here even when the part that was decoded happens to end at a file boundary.
+ */
+export async function extractTarBz2(archive: string, dir: string, bzip2Path: string | null): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await pipeline(
-    createReadStream(archive),
-    bz2(),
-    tar.x({ cwd: dir, strict: true, filter: (_path, entry) => 'type' in entry && (entry.type === 'File' || entry.type === 'Directory') }),
-  );
+  const unpack = () => tar.x({ cwd: dir, strict: true, filter: (_path, entry) => 'type' in entry && (entry.type === 'File' || entry.type === 'Directory') });
+  if (bzip2Path === null) {
+    await pipeline(createReadStream(archive), bz2(), unpack());
+    return;
+  }
+  const child = spawn(bzip2Path, ['-dc', archive], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text.slice(0, 4096)));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
+  try {
+    await pipeline(child.stdout, unpack());
+  } catch (error) {
+    child.kill('SIGKILL');
+    await exited.catch(() => undefined);
+    throw error;
+  }
+  const code = await exited;
+  if (code !== 0) {
+    throw new Error(`bzip2 exited with ${code}: ${stderr.trim().split('\n').slice(-2).join(' ')}`);
+  }
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -192,7 +229,7 @@ export async function installWhisperModel(name: string, options: InstallOptions)
     await download(url, archive, options);
     const unpacked = path.join(tempDir, 'unpacked');
     try {
-      await extractTarBz2(archive, unpacked);
+      await extractTarBz2(archive, unpacked, await findSystemBzip2());
     } catch (error) {
       throw new DownloadError('corrupt', url, `${url} is not a readable .tar.bz2 archive (${(error as Error).message})`, { cause: error });
     }
