@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
@@ -61,6 +62,39 @@ describe('cesar submit', () => {
     assert.equal(job.file_name, 'jfk.ogg');
     const fetched = await server.client.get(`/jobs/${job.id}`);
     assert.equal(fetched.status, 200);
+  });
+
+  test('a URL is fetched by the command and submitted as a file', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const server = await startServer();
+    const cwd = await tempDir();
+    const audio = await readFile(path.join(FIXTURES, 'jfk.ogg'));
+    const host = createServer((req, res) => {
+      if (req.url === '/talks/jfk.ogg') {
+        res.writeHead(200, { 'content-type': 'audio/ogg' }).end(audio);
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
+    t.after(async () => {
+      host.closeAllConnections();
+      await new Promise((resolve) => host.close(resolve));
+      await server.close();
+      await rm(cwd, { recursive: true, force: true });
+    });
+    const address = host.address();
+    const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    const result = await runCesar(['submit', `${base}/talks/jfk.ogg`, '--server', server.client.baseUrl, '--wait'], { cwd });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(words(result.stdout), JFK.split(' '));
+    assert.match(result.stderr, /submitted jfk\.ogg as job/);
+
+    const missing = await runCesar(['submit', `${base}/talks/none.ogg`, '--server', server.client.baseUrl], { cwd });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /talks\/none\.ogg answered 404/);
   });
 
   test('a refused submission prints the problem code and exits 1', async (t) => {
