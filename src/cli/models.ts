@@ -124,7 +124,9 @@ async function downloadModel(name: string, options: InstallOptions): Promise<num
     if (!(error instanceof DownloadError)) {
       throw error;
     }
-    process.stderr.write('\n');
+    if (process.stderr.isTTY) {
+      process.stderr.write('\n');
+    }
     if (error.kind === 'unreachable') {
       throw new CliError(`${error.message}. Are you offline? ${handInstallHint(name, options.baseUrl, options.modelsDir)}`, EXIT.unavailable);
     }

@@ -24,7 +24,8 @@ export function createProgressBar(stream: ProgressStream, label: string): Progre
   }
   let lastDrawn = '';
   const draw = (text: string): void => {
-    const columns = stream.columns ?? 80;
+    // A pseudo-terminal without a size reports 0 columns.
+    const columns = stream.columns !== undefined && stream.columns >= 20 ? stream.columns : 80;
     const line = text.length >= columns ? `${text.slice(0, columns - 2)}…` : text;
     if (line !== lastDrawn) {
       stream.write(`\r\x1b[2K${line}`);

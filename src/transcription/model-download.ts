@@ -161,7 +161,7 @@ export async function findSystemBzip2(searchPath = process.env.PATH ?? ''): Prom
  */
 export async function extractTarBz2(archive: string, dir: string, bzip2Path: string | null): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const unpack = () => tar.x({ cwd: dir, strict: true, filter: (_path, entry) => 'type' in entry && (entry.type === 'File' || entry.type === 'Directory') });
+  const unpack = () => tar.x({ cwd: dir, strict: true, preserveOwner: false, filter: (_path, entry) => 'type' in entry && (entry.type === 'File' || entry.type === 'Directory') });
   if (bzip2Path === null) {
     await pipeline(createReadStream(archive), bz2(), unpack());
     return;
