@@ -14,7 +14,7 @@ import { createModelCatalog } from '../transcription/models.ts';
 import { intOption, parseCommandArgs, stringOption } from './args.ts';
 import type { OptionSpec } from './args.ts';
 import { EXIT } from './exit-codes.ts';
-import { commandConfig } from './settings.ts';
+import { commandConfig, mergedEnv } from './settings.ts';
 
 export const SERVE_USAGE = `Usage: cesar serve [options]
 
@@ -74,11 +74,11 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
     CESAR_DEFAULT_MODEL: stringOption(values, 'default-model'),
     CESAR_LOG_FORMAT: stringOption(values, 'log-format'),
   };
-  const env = { ...process.env };
-  if (flags.CESAR_LOG_FORMAT === undefined && env.CESAR_LOG_FORMAT === undefined && process.stdout.isTTY) {
+  // Readable lines on a terminal, unless the environment or .env chose a format.
+  if (flags.CESAR_LOG_FORMAT === undefined && mergedEnv(process.env, process.cwd(), {}).CESAR_LOG_FORMAT === undefined && process.stdout.isTTY) {
     flags.CESAR_LOG_FORMAT = 'pretty';
   }
-  const config = commandConfig(env, process.cwd(), flags);
+  const config = commandConfig(process.env, process.cwd(), flags);
   const logger = createLogger({ sink: process.stdout, format: config.logFormat });
   const service = await createService(config, logger);
   const { host, port } = await service.listen();
