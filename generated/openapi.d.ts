@@ -130,7 +130,10 @@ export interface components {
     schemas: {
         /** @description Exactly one of `file` and `url`. */
         JobSubmission: {
-            /** @description The audio or video file. Any container ffmpeg reads; only the first audio stream is used. */
+            /**
+             * Format: binary
+             * @description The audio or video file. Any container ffmpeg reads; only the first audio stream is used.
+             */
             file?: string;
             url?: components["schemas"]["MediaUrl"];
             /** @description An installed model (see `GET /models`); the server's default model when absent. */

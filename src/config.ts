@@ -34,6 +34,8 @@ export interface Config {
   readonly maxDownloadBytes: number;
   /** Wall-clock limit of one download, redirects included. */
   readonly downloadTimeoutMs: number;
+  /** Where `cesar models download` fetches the official release files (a mirror for machines without GitHub). */
+  readonly modelsBaseUrl: string;
 }
 
 export class ConfigError extends Error {
@@ -93,6 +95,14 @@ function readPorts(env: Env, name: string, fallback: ReadonlySet<number>): Reado
   }
 }
 
+function readUrl(env: Env, name: string, fallback: string): string {
+  const value = readString(env, name, fallback);
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    throw new ConfigError(name, `expected an http(s) URL, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 /** Reads the configuration from `env` (normally `process.env`); relative paths resolve against `cwd`. */
 export function loadConfig(env: Env, cwd: string): Config {
   const host = readString(env, 'CESAR_HOST', '127.0.0.1');
@@ -124,5 +134,6 @@ export function loadConfig(env: Env, cwd: string): Config {
     urlAllowedPorts: readPorts(env, 'CESAR_URL_ALLOWED_PORTS', DEFAULT_ALLOWED_PORTS),
     maxDownloadBytes: readInt(env, 'CESAR_MAX_DOWNLOAD_SIZE_MB', readInt(env, 'CESAR_MAX_UPLOAD_SIZE_MB', 500, 1, 1_000_000), 1, 1_000_000) * 1024 * 1024,
     downloadTimeoutMs: readInt(env, 'CESAR_DOWNLOAD_TIMEOUT_MS', 300_000, 1000, 86_400_000),
+    modelsBaseUrl: readUrl(env, 'CESAR_MODELS_BASE_URL', 'https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/'),
   });
 }
