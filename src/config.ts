@@ -22,6 +22,13 @@ export interface Config {
   /** Wall-clock limit of one ffmpeg normalization. */
   readonly ffmpegTimeoutMs: number;
   readonly logFormat: 'json' | 'pretty';
+  /** Retry delay of a failed attempt before jitter: `retryBaseMs * 2^(attempt-1)`, at most `retryMaxMs`. */
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  /** How long finished jobs and their files are kept, unless a job asks for another time. */
+  readonly retentionSeconds: number;
+  /** Past this many pending jobs, `POST /jobs` answers 503 instead of accepting more work. */
+  readonly maxPendingJobs: number;
 }
 
 export class ConfigError extends Error {
@@ -81,5 +88,9 @@ export function loadConfig(env: Env, cwd: string): Config {
     ffmpegPath: ffmpegPath === undefined || ffmpegPath === '' ? null : path.resolve(cwd, ffmpegPath),
     ffmpegTimeoutMs: readInt(env, 'CESAR_FFMPEG_TIMEOUT_MS', 600_000, 1000, 86_400_000),
     logFormat,
+    retryBaseMs: readInt(env, 'CESAR_RETRY_BASE_MS', 5000, 10, 3_600_000),
+    retryMaxMs: readInt(env, 'CESAR_RETRY_MAX_MS', 600_000, 10, 86_400_000),
+    retentionSeconds: readInt(env, 'CESAR_RETENTION_SECONDS', 7 * 86_400, 1, 315_360_000),
+    maxPendingJobs: readInt(env, 'CESAR_MAX_PENDING_JOBS', 10_000, 1, 100_000_000),
   });
 }

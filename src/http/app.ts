@@ -15,6 +15,8 @@ import { parse } from 'yaml';
 
 import { AppError } from '../errors.ts';
 import type { ApiDeps } from './deps.ts';
+import { queueBackpressure } from './backpressure.ts';
+import { cancelJobHandler } from './handlers/cancel-job.ts';
 import { createJobHandler } from './handlers/create-job.ts';
 import { deleteJobHandler } from './handlers/delete-job.ts';
 import { getHealthHandler } from './handlers/get-health.ts';
@@ -64,6 +66,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     listJobs: listJobsHandler(deps),
     getJob: getJobHandler(deps),
     deleteJob: deleteJobHandler(deps),
+    cancelJob: cancelJobHandler(deps),
     getJobResult: getJobResultHandler(deps),
     getHealth: getHealthHandler(deps),
     listModels: listModelsHandler(deps),
@@ -112,6 +115,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(spec, { customSiteTitle: 'Cesar API' }));
   app.post(
     '/jobs',
+    queueBackpressure(deps),
     multipartUpload({
       uploadsDir: `${deps.dataDir}/uploads`,
       maxBytes: deps.maxUploadBytes,

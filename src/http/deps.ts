@@ -17,4 +17,7 @@ export interface ApiDeps {
   defaultModel: string;
   maxAttempts: number;
   maxUploadBytes: number;
+  /** Retention of a job that does not ask for its own. */
+  retentionSeconds: number;
+  maxPendingJobs: number;
 }

@@ -104,6 +104,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const job of await store.reapExpired(clock.now())) {
         logger.warn('job lease expired; returned to the queue', { job_id: job.id, status: job.status });
         events.emit('job:reaped', job.id);
+        if (job.status === 'failed') {
+          // Attempts spent: no retry will read the upload again.
+          await rm(jobPaths(dataDir, job.id).upload, { force: true });
+        }
       }
     } catch (error) {
       logger.error('reaping expired leases failed', { error });

@@ -33,6 +33,8 @@ export interface JobRow {
   updated_at: number;
   started_at: number | null;
   completed_at: number | null;
+  /** How long the job is kept once finished; null only on rows older than the retention migration. */
+  retention_seconds: number | null;
 }
 
 export interface NewJob {
@@ -43,6 +45,7 @@ export interface NewJob {
   fileName: string | null;
   inputPath: string;
   maxAttempts: number;
+  retentionSeconds: number;
 }
 
 export interface JobFailure {
@@ -77,6 +80,14 @@ export interface JobStore {
   reapExpired(now: number): Promise<{ id: string; status: JobStatus }[]>;
   remove(id: string): Promise<JobRow | undefined>;
   transcript(id: string): Promise<Transcript | undefined>;
+  /** Jobs waiting to run (for backpressure). */
+  pendingCount(): Promise<number>;
+  /** Deletes up to `limit` finished jobs whose retention ended by `now`; returns them. */
+  removeExpired(now: number, limit: number): Promise<{ id: string; input_path: string }[]>;
+  /** Gives rows that predate per-job retention the default; returns how many. */
+  fillRetention(defaultSeconds: number): Promise<number>;
+  /** The status of each of `ids` that still has a row. */
+  statuses(ids: readonly string[]): Promise<Map<string, JobStatus>>;
 }
 
 export interface JobProgress {
@@ -88,9 +99,10 @@ export function createJobStore(db: Database): JobStore {
   return {
     async enqueue(job, now) {
       const rows = await db.writeReturning<JobRow>(
-        `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at)
-         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        [job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now],
+        `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at,
+                           retention_seconds)
+         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        [job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now, job.retentionSeconds],
       );
       const row = rows[0];
       if (!row) {
@@ -226,6 +238,43 @@ export function createJobStore(db: Database): JobStore {
     async transcript(id) {
       const row = await db.read.get<{ body: string }>('SELECT body FROM transcripts WHERE job_id = ?', [id]);
       return row ? (JSON.parse(row.body) as Transcript) : undefined;
+    },
+
+    async pendingCount() {
+      const row = await db.read.get<{ n: number }>("SELECT COUNT(*) AS n FROM jobs WHERE status = 'pending'");
+      return row?.n ?? 0;
+    },
+
+    removeExpired(now, limit) {
+      // The same expression and condition as the jobs_expiry index, so the sweep reads only expired rows.
+      return db.writeReturning<{ id: string; input_path: string }>(
+        `DELETE FROM jobs WHERE seq IN (
+           SELECT seq FROM jobs
+            WHERE status IN ('completed', 'failed', 'canceled') AND completed_at + retention_seconds * 1000 <= ?
+            LIMIT ?)
+         RETURNING id, input_path`,
+        [now, limit],
+      );
+    },
+
+    async fillRetention(defaultSeconds) {
+      const result = await db.write('UPDATE jobs SET retention_seconds = ? WHERE retention_seconds IS NULL', [defaultSeconds]);
+      return result.changes;
+    },
+
+    async statuses(ids) {
+      const found = new Map<string, JobStatus>();
+      for (let i = 0; i < ids.length; i += 500) {
+        const chunk = ids.slice(i, i + 500);
+        const rows = await db.read.all<{ id: string; status: JobStatus }>(
+          `SELECT id, status FROM jobs WHERE id IN (${chunk.map(() => '?').join(', ')})`,
+          chunk,
+        );
+        for (const row of rows) {
+          found.set(row.id, row.status);
+        }
+      }
+      return found;
     },
   };
 }

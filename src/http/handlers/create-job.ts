@@ -47,6 +47,7 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
         fileName: upload.fileName,
         inputPath: path.relative(deps.dataDir, upload.path),
         maxAttempts: deps.maxAttempts,
+        retentionSeconds: body.retention_seconds ?? deps.retentionSeconds,
       },
       deps.clock.now(),
     );
