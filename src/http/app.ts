@@ -16,6 +16,7 @@ import { parse } from 'yaml';
 import { AppError } from '../errors.ts';
 import type { ApiDeps } from './deps.ts';
 import { queueBackpressure } from './backpressure.ts';
+import { coerceFormIntegers, integerSubmissionFields } from './form-integers.ts';
 import { cancelJobHandler } from './handlers/cancel-job.ts';
 import { createJobHandler } from './handlers/create-job.ts';
 import { deleteJobHandler } from './handlers/delete-job.ts';
@@ -122,6 +123,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
       allowedFields: submissionFields(spec),
       onError: (res, error) => sendProblem(res, error, deps.logger, '/jobs'),
     }),
+    coerceFormIntegers(integerSubmissionFields(spec)),
   );
   app.use((req, res) => {
     void api
