@@ -14,7 +14,7 @@ export const QUEUE_FULL_RETRY_AFTER_SECONDS = 30;
 
 export function queueBackpressure(deps: Pick<ApiDeps, 'store' | 'maxPendingJobs' | 'logger'>): RequestHandler {
   return (req, res, next) => {
-    deps.store.pendingCount().then(
+    deps.store.pendingCount(deps.maxPendingJobs).then(
       (pending) => {
         if (pending < deps.maxPendingJobs) {
           next();
