@@ -98,6 +98,24 @@ describe('the job store', () => {
     assert.deepEqual(claimed.sort(), ids.sort(), 'every job was claimed');
   });
 
+  test('a process killed inside a write transaction leaves the row unchanged and the database writable', async () => {
+    const { file, store } = await fresh();
+    const job = newJob();
+    await store.enqueue(job, T0);
+    const node = path.join(import.meta.dirname, '..', 'node_modules', '.bin', 'node');
+    const script = path.join(import.meta.dirname, 'support', 'die-in-transaction.ts');
+    const result = await new Promise<{ signal: string | null; stdout: string }>((resolve) => {
+      execFile(node, [script, file, job.id], { env: { PATH: process.env.PATH ?? '' } }, (error, stdout) => {
+        resolve({ signal: (error as { signal?: string } | null)?.signal ?? null, stdout });
+      });
+    });
+    assert.equal(result.stdout, 'updated\n', 'the child changed the row before it died');
+    assert.equal(result.signal, 'SIGKILL');
+    assert.equal((await store.get(job.id))?.status, 'pending', 'the uncommitted change is gone');
+    // The dead writer's lock went with it: a write here goes through (it would fail with SQLITE_BUSY otherwise).
+    assert.equal((await store.claim('survivor', T0, LEASE_MS))?.id, job.id);
+  });
+
   test('an unexpired lease is left alone; an expired one goes back to pending with its attempts kept', async () => {
     const { store } = await fresh();
     const job = newJob();

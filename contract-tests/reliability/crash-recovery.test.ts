@@ -114,3 +114,39 @@ describe('a server killed while it transcribes', () => {
     assert.ok(state.transcripts.every((row) => row.n === 1), 'exactly one transcript per job');
   });
 });
+
+describe('a server killed right after it accepted a job', () => {
+  let dataDir: string;
+  let server: ServerProcess | null = null;
+  before(async () => {
+    dataDir = await tempDir('cesar-crash-');
+  });
+  after(async () => {
+    server?.signal('SIGKILL');
+    await server?.exited;
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test('keeps the job it answered 202 for, and runs it after the restart', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    server = await startServerProcess(dataDir, ENV);
+    const submitted = await server.client.post('/jobs', { body: await jobForm('jfk.ogg') });
+    assert.equal(submitted.status, 202);
+    server.signal('SIGKILL');
+    assert.equal(await server.exited, 'SIGKILL');
+    const id = (submitted.json as JobBody).id;
+    const db = await openDatabase(path.join(dataDir, 'cesar.db'));
+    try {
+      const row = await db.read.get<{ status: string }>('SELECT status FROM jobs WHERE id = ?', [id]);
+      assert.ok(row && ['pending', 'processing'].includes(row.status), `stored as ${row?.status ?? 'nothing'}`);
+    } finally {
+      await db.close();
+    }
+    server = await startServerProcess(dataDir, ENV);
+    const done = await waitForJob(server.client, id, ['completed', 'failed']);
+    assert.equal(done.status, 'completed');
+    assert.deepEqual(words((await server.client.get(`/jobs/${id}/result`)).text), JFK.split(' '));
+  });
+});
