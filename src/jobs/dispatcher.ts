@@ -143,6 +143,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const audio = await ffmpeg.normalize(paths.upload, paths.audio, signal);
       progress = { progress: 0, durationSeconds: audio.durationSeconds };
       await heartbeat();
+      log.info('audio normalized; transcribing', { duration_seconds: audio.durationSeconds });
       const transcript = await pool.run(
         {
           pcmPath: paths.audio,
