@@ -12,7 +12,7 @@ describe('a job that runs longer than its lease', () => {
   before(async () => {
     // The shortest lease allowed: the job below decodes for several lease periods.
     server = await startServer({ CESAR_LEASE_MS: '500', CESAR_MAX_WORKERS: '1' });
-    long = (await loopedJfk(5)).blob;
+    long = (await loopedJfk(3)).blob;
   });
   after(() => server.close());
 

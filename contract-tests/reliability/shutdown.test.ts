@@ -39,7 +39,7 @@ describe('shutting down on a signal', () => {
   const dirs: string[] = [];
   let servers: ServerProcess[] = [];
   before(async () => {
-    long = (await loopedJfk(4)).blob;
+    long = (await loopedJfk(3)).blob;
   });
   afterEach(async () => {
     for (const server of servers) {
