@@ -61,6 +61,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jobs/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a pending or running job
+         * @description A pending job never runs; a running one is stopped (its ffmpeg and worker task end, and the worker slot
+         *     is freed). The job is kept with status `canceled` until its retention ends. A job that has already
+         *     finished (`completed`, `failed` or `canceled`) cannot be canceled: 409 with code `job_finished`.
+         */
+        post: operations["cancelJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jobs/{id}/result": {
         parameters: {
             query?: never;
@@ -144,6 +169,11 @@ export interface components {
              */
             language?: string;
             task?: components["schemas"]["Task"];
+            /**
+             * @description How long the finished job, its transcript and its files are kept before they are deleted; the server's
+             *     default (`CESAR_RETENTION_SECONDS`) when absent.
+             */
+            retention_seconds?: number;
         };
         /** @description A job whose media the server downloads from `url`. */
         JobUrlSubmission: {
@@ -151,6 +181,7 @@ export interface components {
             model?: components["schemas"]["JobSubmission"]["model"];
             language?: components["schemas"]["JobSubmission"]["language"];
             task?: components["schemas"]["Task"];
+            retention_seconds?: components["schemas"]["JobSubmission"]["retention_seconds"];
         };
         /**
          * Format: uri
@@ -200,6 +231,11 @@ export interface components {
              * @description When a pending job that failed before will be tried again.
              */
             next_attempt_at: string | null;
+            /**
+             * Format: date-time
+             * @description When a finished job and its files will be deleted; `null` while it is not finished.
+             */
+            expires_at: string | null;
             links: {
                 self: string;
                 result: string;
@@ -289,7 +325,7 @@ export interface components {
          * @description The stable, closed set of error codes. Clients may branch on these.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error";
+        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error" | "job_finished" | "queue_full";
         /** @description An RFC 9457 problem document. */
         Problem: {
             /** @description A URI reference naming the problem type; stable per `code`. */
@@ -350,6 +386,20 @@ export interface components {
         /** @description The request body is not `multipart/form-data`. */
         UnsupportedMediaType: {
             headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description Too many jobs are waiting (`CESAR_MAX_PENDING_JOBS`); the upload was not kept. Try again after
+         *     `Retry-After` seconds.
+         */
+        QueueFull: {
+            headers: {
+                /** @description Seconds to wait before submitting again. */
+                "Retry-After": number;
                 [name: string]: unknown;
             };
             content: {
@@ -434,6 +484,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            503: components["responses"]["QueueFull"];
         };
     };
     getJob: {
@@ -482,6 +533,32 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+        };
+    };
+    cancelJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job, now canceled. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
         };
     };
     getJobResult: {

@@ -36,6 +36,13 @@ export interface Config {
   readonly downloadTimeoutMs: number;
   /** Where `cesar models download` fetches the official release files (a mirror for machines without GitHub). */
   readonly modelsBaseUrl: string;
+  /** Retry delay of a failed attempt before jitter: `retryBaseMs * 2^(attempt-1)`, at most `retryMaxMs`. */
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  /** How long finished jobs and their files are kept, unless a job asks for another time. */
+  readonly retentionSeconds: number;
+  /** Past this many pending jobs, `POST /jobs` answers 503 instead of accepting more work. */
+  readonly maxPendingJobs: number;
 }
 
 export class ConfigError extends Error {
@@ -135,5 +142,9 @@ export function loadConfig(env: Env, cwd: string): Config {
     maxDownloadBytes: readInt(env, 'CESAR_MAX_DOWNLOAD_SIZE_MB', readInt(env, 'CESAR_MAX_UPLOAD_SIZE_MB', 500, 1, 1_000_000), 1, 1_000_000) * 1024 * 1024,
     downloadTimeoutMs: readInt(env, 'CESAR_DOWNLOAD_TIMEOUT_MS', 300_000, 1000, 86_400_000),
     modelsBaseUrl: readUrl(env, 'CESAR_MODELS_BASE_URL', 'https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/'),
+    retryBaseMs: readInt(env, 'CESAR_RETRY_BASE_MS', 5000, 10, 3_600_000),
+    retryMaxMs: readInt(env, 'CESAR_RETRY_MAX_MS', 600_000, 10, 86_400_000),
+    retentionSeconds: readInt(env, 'CESAR_RETENTION_SECONDS', 7 * 86_400, 1, 315_360_000),
+    maxPendingJobs: readInt(env, 'CESAR_MAX_PENDING_JOBS', 10_000, 1, 100_000_000),
   });
 }

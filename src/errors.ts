@@ -40,6 +40,8 @@ export const ERROR_CODES = {
   worker_crashed: { status: 500, title: 'The worker process died while transcribing', retryable: true },
   canceled: { status: 409, title: 'The job was canceled', retryable: false },
   internal_error: { status: 500, title: 'Internal error', retryable: true },
+  job_finished: { status: 409, title: 'The job has already finished', retryable: false },
+  queue_full: { status: 503, title: 'The queue is full; try again later', retryable: false },
 } as const satisfies Record<ErrorCode, ErrorSpec>;
 
 /** An error with a registered code; rendered to problem+json in `src/http/problem.ts` only. */

@@ -16,6 +16,8 @@ import { createDispatcher, systemClock } from './jobs/dispatcher.ts';
 import type { Clock, Dispatcher } from './jobs/dispatcher.ts';
 import { createJobStore } from './jobs/job-store.ts';
 import type { JobStore } from './jobs/job-store.ts';
+import { createRetentionSweeper } from './jobs/retention.ts';
+import type { RetentionSweeper } from './jobs/retention.ts';
 import type { Logger } from './logger.ts';
 import { createMediaDownloader } from './net/media-download.ts';
 import { createUrlPolicy } from './net/url-policy.ts';
@@ -27,6 +29,7 @@ export interface Service {
   readonly db: Database;
   readonly store: JobStore;
   readonly dispatcher: Dispatcher;
+  readonly retention: RetentionSweeper;
   /** Starts the dispatcher and listens; resolves with the bound address. */
   listen(): Promise<{ host: string; port: number }>;
   /** Graceful: stop accepting, let running jobs finish within `graceMs`, release the rest, close everything. */
@@ -52,7 +55,10 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     leaseMs: config.leaseMs,
     clock,
     download: createMediaDownloader({ policy: urlPolicy, maxBytes: config.maxDownloadBytes, totalTimeoutMs: config.downloadTimeoutMs }),
+    retryBaseMs: config.retryBaseMs,
+    retryMaxMs: config.retryMaxMs,
   });
+  const retention = createRetentionSweeper({ store, dataDir: config.dataDir, clock, logger, defaultRetentionSeconds: config.retentionSeconds });
   const app = await createApp({
     store,
     dispatcher,
@@ -64,6 +70,8 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     maxAttempts: config.maxAttempts,
     maxUploadBytes: config.maxUploadBytes,
     urlPolicy,
+    retentionSeconds: config.retentionSeconds,
+    maxPendingJobs: config.maxPendingJobs,
   });
   let server: Server | null = null;
 
@@ -72,7 +80,12 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     db,
     store,
     dispatcher,
-    listen() {
+    retention,
+    async listen() {
+      // Before any claim: a file left by a killed server is only an orphan while no job of ours runs.
+      await retention.removeOrphans();
+      await retention.sweep();
+      retention.start();
       dispatcher.start();
       return new Promise((resolve, reject) => {
         const listening = app.listen(config.port, config.host, (error?: Error) => {
@@ -93,6 +106,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
             server?.closeIdleConnections();
           })
         : Promise.resolve();
+      retention.stop();
       await dispatcher.stop(graceMs);
       server?.closeAllConnections();
       await closing;

@@ -11,6 +11,7 @@ import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { loadConfig } from '../../src/config.ts';
+import type { Clock } from '../../src/jobs/dispatcher.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Service } from '../../src/service.ts';
 import { createService } from '../../src/service.ts';
@@ -53,8 +54,8 @@ export async function tempDir(prefix = 'cesar-test-'): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
-/** Starts a service on a fresh data directory; `env` overrides the configuration. */
-export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
+/** Starts a service on a fresh data directory; `env` overrides the configuration, `clock` the system clock. */
+export async function startServer(env: Record<string, string> = {}, clock?: Clock): Promise<TestServer> {
   const dataDir = await tempDir();
   const config = loadConfig(
     {
@@ -69,7 +70,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
   );
   const logs: string[] = [];
   const logger = createLogger({ sink: { write: (line: string) => logs.push(line) }, format: 'json', level: 'debug' });
-  const service = await createService(config, logger);
+  const service = await createService(config, logger, clock);
   const { port } = await service.listen();
   return {
     client: contractClient(`http://127.0.0.1:${port}`),

@@ -15,7 +15,9 @@ import { parse } from 'yaml';
 
 import { AppError } from '../errors.ts';
 import type { ApiDeps } from './deps.ts';
+import { queueBackpressure } from './backpressure.ts';
 import { createFormValidator } from './form-validator.ts';
+import { cancelJobHandler } from './handlers/cancel-job.ts';
 import { createJobHandler } from './handlers/create-job.ts';
 import { deleteJobHandler } from './handlers/delete-job.ts';
 import { getHealthHandler } from './handlers/get-health.ts';
@@ -82,6 +84,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     listJobs: listJobsHandler(deps),
     getJob: getJobHandler(deps),
     deleteJob: deleteJobHandler(deps),
+    cancelJob: cancelJobHandler(deps),
     getJobResult: getJobResultHandler(deps),
     getHealth: getHealthHandler(deps),
     listModels: listModelsHandler(deps),
@@ -137,7 +140,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     validateFields: validateForm,
     onError: (res, error) => sendProblem(res, error, deps.logger, '/jobs'),
   });
-  app.post('/jobs', express.json({ limit: '16kb' }), (req, res, next) => {
+  app.post('/jobs', queueBackpressure(deps), express.json({ limit: '16kb' }), (req, res, next) => {
     // A JSON submission (a url) is parsed above and validated by openapi-backend; anything else is a form.
     if (req.is('application/json')) {
       next();

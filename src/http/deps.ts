@@ -20,4 +20,7 @@ export interface ApiDeps {
   maxUploadBytes: number;
   /** Checks submitted URLs at the door; the worker checks every resolved address again. */
   urlPolicy: UrlPolicy;
+  /** Retention of a job that does not ask for its own. */
+  retentionSeconds: number;
+  maxPendingJobs: number;
 }

@@ -9,11 +9,13 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 
 import { AppError } from '../errors.ts';
 
-export type FormValidator = (fields: Record<string, string>) => void;
+/** Checks the fields and turns those the schema types as integers from text into numbers, in place. */
+export type FormValidator = (fields: Record<string, unknown>) => void;
 
 /** `schema` must be dereferenced (openapi-backend's `definition` after `init()` is). */
 export function createFormValidator(schema: object): FormValidator {
-  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  // Form fields are text: coercion lets integer fields (retention_seconds) meet their schema and its bounds.
+  const ajv = new Ajv2020({ strict: false, allErrors: true, coerceTypes: true });
   ajvFormats.default(ajv);
   const validate = ajv.compile(schema);
   return (fields) => {

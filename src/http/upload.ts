@@ -180,7 +180,7 @@ export function multipartUpload(options: {
   maxBytes: number;
   allowedFields: ReadonlySet<string>;
   /** Checks the fields (and the file name as `file`); throws to refuse the form. */
-  validateFields?: (fields: Record<string, string>) => void;
+  validateFields?: (fields: Record<string, unknown>) => void;
   onError: (res: Response, error: unknown) => void;
 }): RequestHandler {
   return (req: Request, res: Response<unknown, UploadLocals>, next: NextFunction) => {

@@ -107,6 +107,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const job of await store.reapExpired(clock.now())) {
         logger.warn('job lease expired; returned to the queue', { job_id: job.id, status: job.status });
         events.emit('job:reaped', job.id);
+        if (job.status === 'failed') {
+          // Attempts spent: no retry will read the upload again.
+          await rm(jobPaths(dataDir, job.id).upload, { force: true });
+        }
       }
     } catch (error) {
       logger.error('reaping expired leases failed', { error });
@@ -152,6 +156,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       progress = { progress: 0, durationSeconds: audio.durationSeconds };
       await store.recordMediaStart(job.id, owner, audio.startTimeSeconds);
       await heartbeat();
+      log.info('audio normalized; transcribing', { duration_seconds: audio.durationSeconds });
       const transcript = await pool.run(
         {
           pcmPath: paths.audio,

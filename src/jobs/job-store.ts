@@ -36,6 +36,8 @@ export interface JobRow {
   /** The URL to download before decoding, for jobs submitted as a URL. */
   source_url: string | null;
   media_start_seconds: number | null;
+  /** How long the job is kept once finished; null only on rows older than the retention migration. */
+  retention_seconds: number | null;
 }
 
 export interface NewJob {
@@ -47,6 +49,7 @@ export interface NewJob {
   inputPath: string;
   maxAttempts: number;
   sourceUrl?: string | null;
+  retentionSeconds: number;
 }
 
 export interface JobFailure {
@@ -83,6 +86,14 @@ export interface JobStore {
   /** Records the container's start time once the media has been probed; false when `owner` lost the job. */
   recordMediaStart(id: string, owner: string, startSeconds: number): Promise<boolean>;
   transcript(id: string): Promise<Transcript | undefined>;
+  /** Jobs waiting to run, counted up to `atMost` (backpressure only needs to know whether the limit is reached). */
+  pendingCount(atMost: number): Promise<number>;
+  /** Deletes up to `limit` finished jobs whose retention ended by `now`; returns them. */
+  removeExpired(now: number, limit: number): Promise<{ id: string; input_path: string }[]>;
+  /** Gives rows that predate per-job retention the default; returns how many. */
+  fillRetention(defaultSeconds: number): Promise<number>;
+  /** The status of each of `ids` that still has a row. */
+  statuses(ids: readonly string[]): Promise<Map<string, JobStatus>>;
 }
 
 export interface JobProgress {
@@ -94,9 +105,10 @@ export function createJobStore(db: Database): JobStore {
   return {
     async enqueue(job, now) {
       const rows = await db.writeReturning<JobRow>(
-        `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at, source_url)
-         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        [job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now, job.sourceUrl ?? null],
+        `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at,
+                           source_url, retention_seconds)
+         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        [job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now, job.sourceUrl ?? null, job.retentionSeconds],
       );
       const row = rows[0];
       if (!row) {
@@ -125,12 +137,14 @@ export function createJobStore(db: Database): JobStore {
       );
     },
 
+    // INDEXED BY: without statistics the planner takes jobs_by_status and sorts every pending row (33 ms per
+    // claim with 50,000 pending, measured by scripts/bench-queue.ts); the partial indexes make it one seek.
     async claim(owner, now, leaseMs) {
       const rows = await db.writeReturning<JobRow>(
         `UPDATE jobs
             SET status = 'processing', lease_owner = ?, lease_until = ?, attempts = attempts + 1,
                 started_at = COALESCE(started_at, ?), updated_at = ?
-          WHERE seq = (SELECT seq FROM jobs WHERE status = 'pending' AND run_at <= ? ORDER BY run_at, seq LIMIT 1)
+          WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_claimable WHERE status = 'pending' AND run_at <= ? ORDER BY run_at, seq LIMIT 1)
             AND status = 'pending'
           RETURNING *`,
         [owner, now + leaseMs, now, now, now],
@@ -218,7 +232,7 @@ export function createJobStore(db: Database): JobStore {
                 run_at = ?, lease_owner = NULL, lease_until = NULL, error_code = 'worker_crashed',
                 error_message = 'The worker stopped renewing its lease (it crashed or the server was killed).',
                 updated_at = ?
-          WHERE status = 'processing' AND lease_until < ?
+          WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_leased WHERE status = 'processing' AND lease_until < ?)
           RETURNING id, status`,
         [now, now, now, now],
       );
@@ -240,6 +254,46 @@ export function createJobStore(db: Database): JobStore {
     async transcript(id) {
       const row = await db.read.get<{ body: string }>('SELECT body FROM transcripts WHERE job_id = ?', [id]);
       return row ? (JSON.parse(row.body) as Transcript) : undefined;
+    },
+
+    async pendingCount(atMost) {
+      const row = await db.read.get<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM jobs INDEXED BY jobs_claimable WHERE status = 'pending' LIMIT ?)",
+        [atMost],
+      );
+      return row?.n ?? 0;
+    },
+
+    removeExpired(now, limit) {
+      // The same expression and condition as the jobs_expiry index, so the sweep reads only expired rows.
+      return db.writeReturning<{ id: string; input_path: string }>(
+        `DELETE FROM jobs WHERE seq IN (
+           SELECT seq FROM jobs INDEXED BY jobs_expiry
+            WHERE status IN ('completed', 'failed', 'canceled') AND completed_at + retention_seconds * 1000 <= ?
+            LIMIT ?)
+         RETURNING id, input_path`,
+        [now, limit],
+      );
+    },
+
+    async fillRetention(defaultSeconds) {
+      const result = await db.write('UPDATE jobs SET retention_seconds = ? WHERE retention_seconds IS NULL', [defaultSeconds]);
+      return result.changes;
+    },
+
+    async statuses(ids) {
+      const found = new Map<string, JobStatus>();
+      for (let i = 0; i < ids.length; i += 500) {
+        const chunk = ids.slice(i, i + 500);
+        const rows = await db.read.all<{ id: string; status: JobStatus }>(
+          `SELECT id, status FROM jobs WHERE id IN (${chunk.map(() => '?').join(', ')})`,
+          chunk,
+        );
+        for (const row of rows) {
+          found.set(row.id, row.status);
+        }
+      }
+      return found;
     },
   };
 }

@@ -83,6 +83,10 @@ interface SherpaAddon {
 }
 
 const sherpa = require('sherpa-onnx-node') as SherpaModule;
+
+// The server that forked this worker is gone (killed): its job will be run again by the next server, so stop
+// decoding for no one rather than hold a core and memory until the audio ends.
+process.on('disconnect', () => process.exit(1));
 const addon = require('sherpa-onnx-node/addon.js') as SherpaAddon;
 
 /** A failure with a registered error code, serialized across the process boundary by tinypool. */

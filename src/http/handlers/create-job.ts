@@ -64,6 +64,7 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
         inputPath: path.relative(deps.dataDir, upload?.path ?? jobPaths(deps.dataDir, id).upload),
         maxAttempts: deps.maxAttempts,
         sourceUrl: sourceUrl?.href ?? null,
+        retentionSeconds: body.retention_seconds ?? deps.retentionSeconds,
       },
       deps.clock.now(),
     );

@@ -1,0 +1,99 @@
+/**
+ * @module contract-tests/support/server-process
+ * Runs Cesar as a real child process (`node src/main.ts`), as an operator would, so that tests can kill it with
+ * signals and start it again on the same data directory. The port is read from the `cesar listening` log line.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+import { contractClient } from './contract.ts';
+import type { ContractClient } from './contract.ts';
+import { modelsDir, TEST_MODEL } from './harness.ts';
+
+const ROOT = path.join(import.meta.dirname, '..', '..');
+const NODE = path.join(ROOT, 'node_modules', '.bin', 'node');
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [key: string]: unknown;
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  client: ContractClient;
+  logs: LogLine[];
+  /** Resolves with the exit code (or the signal's name) once the process has ended. */
+  exited: Promise<number | string>;
+  /** Resolves with the first log line, from now or earlier, for which `match` holds. */
+  waitForLog(match: (line: LogLine) => boolean): Promise<LogLine>;
+  signal(name: NodeJS.Signals): void;
+}
+
+/** Starts the server on `dataDir` with the test defaults and `env`; resolves once it listens. */
+export async function startServerProcess(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  const inherited = Object.fromEntries(
+    // Not the test runner's context: the child must run as a plain program.
+    Object.entries(process.env).filter(([name]) => !name.startsWith('NODE_TEST') && name !== 'NODE_OPTIONS'),
+  );
+  const child = spawn(NODE, ['src/main.ts'], {
+    cwd: ROOT,
+    env: {
+      ...inherited,
+      CESAR_PORT: '0',
+      CESAR_DATA_DIR: dataDir,
+      CESAR_MODELS_DIR: modelsDir() ?? path.join(dataDir, 'no-models'),
+      CESAR_DEFAULT_MODEL: TEST_MODEL,
+      CESAR_LOG_FORMAT: 'json',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  const waiters: { match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  createInterface({ input: child.stdout }).on('line', (text) => {
+    let line: LogLine;
+    try {
+      line = JSON.parse(text) as LogLine;
+    } catch {
+      return;
+    }
+    logs.push(line);
+    for (const waiter of [...waiters]) {
+      if (waiter.match(line)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(line);
+      }
+    }
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? signal ?? -1));
+  });
+  const waitForLog = (match: (line: LogLine) => boolean): Promise<LogLine> => {
+    const seen = logs.find(match);
+    if (seen) {
+      return Promise.resolve(seen);
+    }
+    return new Promise<LogLine>((resolve, reject) => {
+      waiters.push({ match, resolve });
+      void exited.then((code) => reject(new Error(`the server exited (${String(code)}) before the log line came: ${stderr.slice(-2000)}`)));
+    });
+  };
+  const listening = await waitForLog((line) => line.msg === 'cesar listening');
+  return {
+    child,
+    client: contractClient(String(listening.url)),
+    logs,
+    exited,
+    waitForLog,
+    signal: (name) => {
+      child.kill(name);
+    },
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * @module jobs/retention
+ * Keeps disk use bounded: finished jobs, their transcripts and files are deleted once their retention ends, and
+ * at start-up files that no job needs any more (left by a killed server) are removed.
+ */
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+
+import type { Logger } from '../logger.ts';
+import type { Clock } from './dispatcher.ts';
+import { jobPaths } from './dispatcher.ts';
+import type { JobStore } from './job-store.ts';
+
+export interface RetentionOptions {
+  store: JobStore;
+  dataDir: string;
+  clock: Clock;
+  logger: Logger;
+  defaultRetentionSeconds: number;
+  /** How often expired jobs are looked for. */
+  sweepIntervalMs?: number;
+  /** Rows deleted per write, so that a large backlog never holds the write lock for long. */
+  batchSize?: number;
+}
+
+export interface RetentionSweeper {
+  /** Deletes every job whose retention has ended, with its files; returns how many. */
+  sweep(): Promise<number>;
+  /** Removes uploads and work directories of jobs that no longer need them. Call before claiming starts. */
+  removeOrphans(): Promise<number>;
+  start(): void;
+  stop(): void;
+}
+
+const isUuid = (name: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(name);
+
+async function entries(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+export function createRetentionSweeper(options: RetentionOptions): RetentionSweeper {
+  const { store, dataDir, clock, logger, defaultRetentionSeconds } = options;
+  const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+  const batchSize = options.batchSize ?? 500;
+  let filled = false;
+  let sweeping: Promise<number> | null = null;
+  let timer: NodeJS.Timeout | null = null;
+
+  const removeFiles = async (id: string): Promise<void> => {
+    const paths = jobPaths(dataDir, id);
+    await rm(paths.upload, { force: true });
+    await rm(paths.workDir, { recursive: true, force: true });
+  };
+
+  const sweepOnce = async (): Promise<number> => {
+    if (!filled) {
+      const count = await store.fillRetention(defaultRetentionSeconds);
+      if (count > 0) {
+        logger.info('jobs from before per-job retention given the default', { jobs: count, retention_seconds: defaultRetentionSeconds });
+      }
+      filled = true;
+    }
+    let total = 0;
+    for (;;) {
+      const removed = await store.removeExpired(clock.now(), batchSize);
+      for (const job of removed) {
+        await removeFiles(job.id);
+      }
+      total += removed.length;
+      if (removed.length < batchSize) {
+        break;
+      }
+    }
+    if (total > 0) {
+      logger.info('expired jobs deleted', { jobs: total });
+    }
+    return total;
+  };
+
+  const sweeper: RetentionSweeper = {
+    sweep() {
+      // One sweep at a time: the timer and a caller may ask together.
+      sweeping ??= sweepOnce().finally(() => {
+        sweeping = null;
+      });
+      return sweeping;
+    },
+
+    async removeOrphans() {
+      const uploads = (await entries(path.join(dataDir, 'uploads'))).filter(isUuid);
+      const work = (await entries(path.join(dataDir, 'work'))).filter(isUuid);
+      const statuses = await store.statuses([...new Set([...uploads, ...work])]);
+      let removed = 0;
+      for (const id of uploads) {
+        const status = statuses.get(id);
+        // A pending or running job still needs its upload (a retry decodes it again).
+        if (status !== 'pending' && status !== 'processing') {
+          await rm(jobPaths(dataDir, id).upload, { force: true });
+          removed++;
+        }
+      }
+      for (const id of work) {
+        if (statuses.get(id) !== 'processing') {
+          await rm(jobPaths(dataDir, id).workDir, { recursive: true, force: true });
+          removed++;
+        }
+      }
+      if (removed > 0) {
+        logger.info('files no job needs were removed', { files: removed });
+      }
+      return removed;
+    },
+
+    start() {
+      timer = setInterval(() => {
+        sweeper.sweep().catch((error: unknown) => logger.error('retention sweep failed', { error }));
+      }, sweepIntervalMs);
+      timer.unref();
+    },
+
+    stop() {
+      if (timer) {
+        clearInterval(timer);
+        timer = null;
+      }
+    },
+  };
+  return sweeper;
+}
