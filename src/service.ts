@@ -17,6 +17,12 @@ import type { Clock, Dispatcher } from './jobs/dispatcher.ts';
 import { createJobStore } from './jobs/job-store.ts';
 import type { JobStore } from './jobs/job-store.ts';
 import type { Logger } from './logger.ts';
+import { createApiKeyVerifier } from './http/api-keys.ts';
+import { createIdempotencyStore } from './jobs/idempotency-store.ts';
+import { createJobEventLog } from './jobs/job-events.ts';
+import { createUrlPolicy } from './net/url-policy.ts';
+import { createWebhookTarget } from './webhooks/webhook-target.ts';
+import { createWebhooks } from './webhooks/webhooks.ts';
 import { createModelCatalog } from './transcription/models.ts';
 import { createTranscriptionPool } from './transcription/worker-pool.ts';
 
@@ -49,6 +55,25 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     leaseMs: config.leaseMs,
     clock,
   });
+  const idempotency = createIdempotencyStore(db);
+  // Requests in flight when the previous process stopped will never be answered: free their keys.
+  await idempotency.clearInFlight();
+  await idempotency.purgeExpired(clock.now());
+  const jobEvents = createJobEventLog(db, clock, (error) => logger.error('recording a job event failed', { error }));
+  const webhooks = createWebhooks({
+    db,
+    target: createWebhookTarget(createUrlPolicy({ allowPrivateNetworks: config.urlAllowPrivateNetworks, allowedPorts: config.urlAllowedPorts })),
+    clock,
+    logger,
+    settings: {
+      defaultUrl: config.webhookDefaultUrl,
+      secrets: config.webhookSecrets,
+      retryBaseMs: config.webhookRetryBaseMs,
+      retryMaxMs: config.webhookRetryMaxMs,
+      maxAttempts: config.webhookMaxAttempts,
+      timeoutMs: config.webhookTimeoutMs,
+    },
+  });
   const app = await createApp({
     store,
     dispatcher,
@@ -59,6 +84,11 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     defaultModel: config.defaultModel,
     maxAttempts: config.maxAttempts,
     maxUploadBytes: config.maxUploadBytes,
+    apiKeys: createApiKeyVerifier(config.apiKeyDigests),
+    idempotency,
+    idempotencyTtlSeconds: config.idempotencyTtlSeconds,
+    jobEvents,
+    webhooks,
   });
   let server: Server | null = null;
 
@@ -67,7 +97,9 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     db,
     store,
     dispatcher,
-    listen() {
+    async listen() {
+      jobEvents.start(dispatcher.events);
+      await webhooks.start(dispatcher.events);
       dispatcher.start();
       return new Promise((resolve, reject) => {
         const listening = app.listen(config.port, config.host, (error?: Error) => {
@@ -89,6 +121,8 @@ export async function createService(config: Config, logger: Logger, clock: Clock
           })
         : Promise.resolve();
       await dispatcher.stop(graceMs);
+      jobEvents.stop();
+      await webhooks.stop();
       server?.closeAllConnections();
       await closing;
       await pool.destroy();

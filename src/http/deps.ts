@@ -4,7 +4,11 @@
  */
 import type { Dispatcher, Clock } from '../jobs/dispatcher.ts';
 import type { JobStore } from '../jobs/job-store.ts';
+import type { IdempotencyStore } from '../jobs/idempotency-store.ts';
+import type { JobEventLog } from '../jobs/job-events.ts';
 import type { Logger } from '../logger.ts';
+import type { Webhooks } from '../webhooks/webhooks.ts';
+import type { ApiKeyVerifier } from './api-keys.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
 
 export interface ApiDeps {
@@ -17,4 +21,9 @@ export interface ApiDeps {
   defaultModel: string;
   maxAttempts: number;
   maxUploadBytes: number;
+  apiKeys: ApiKeyVerifier;
+  idempotency: IdempotencyStore;
+  idempotencyTtlSeconds: number;
+  jobEvents: JobEventLog;
+  webhooks: Webhooks;
 }

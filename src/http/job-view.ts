@@ -26,6 +26,6 @@ export function jobView(row: JobRow): Schemas['Job'] {
     started_at: iso(row.started_at),
     completed_at: terminal ? iso(row.completed_at ?? row.updated_at) : null,
     next_attempt_at: row.status === 'pending' && row.attempts > 0 ? iso(row.run_at) : null,
-    links: { self: `/jobs/${row.id}`, result: `/jobs/${row.id}/result` },
+    links: { self: `/jobs/${row.id}`, result: `/jobs/${row.id}/result`, events: `/jobs/${row.id}/events`, deliveries: `/jobs/${row.id}/deliveries` },
   };
 }
