@@ -53,9 +53,12 @@ export async function tempDir(prefix = 'cesar-test-'): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
-/** Starts a service on a fresh data directory; `env` overrides the configuration. */
-export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const dataDir = await tempDir();
+/**
+ * Starts a service on a fresh data directory; `env` overrides the configuration. With `options.dataDir` it
+ * starts on that directory instead (a restart) and `close()` leaves it in place.
+ */
+export async function startServer(env: Record<string, string> = {}, options: { dataDir?: string } = {}): Promise<TestServer> {
+  const dataDir = options.dataDir ?? (await tempDir());
   const config = loadConfig(
     {
       CESAR_PORT: '0',
@@ -78,7 +81,9 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     logs,
     async close() {
       await service.close(0);
-      await rm(dataDir, { recursive: true, force: true });
+      if (options.dataDir === undefined) {
+        await rm(dataDir, { recursive: true, force: true });
+      }
     },
   };
 }
