@@ -25,7 +25,7 @@ import { listJobDeliveriesHandler } from './handlers/list-job-deliveries.ts';
 import { redeliverJobWebhookHandler } from './handlers/redeliver-job-webhook.ts';
 import { requireApiKey, unauthorizedError } from './auth.ts';
 import { API_KEY_HEADER } from './api-keys.ts';
-import { idempotencyGate } from './idempotency.ts';
+import { idempotencyGate, releaseIdempotencyKey } from './idempotency.ts';
 import { listJobsHandler } from './handlers/list-jobs.ts';
 import { listModelsHandler } from './handlers/list-models.ts';
 import type { OperationHandler, OperationId } from './operation-types.ts';
@@ -79,6 +79,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   };
   const answerProblem = async (req: Request, res: Response, error: unknown): Promise<void> => {
     await discardUpload(res);
+    await releaseIdempotencyKey(res, deps.idempotency);
     sendProblem(res, error, deps.logger, req.originalUrl);
   };
   for (const [operationId, handler] of Object.entries(handlers)) {

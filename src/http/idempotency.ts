@@ -42,6 +42,14 @@ export function submissionFingerprint(fileSha256: string, fields: Readonly<Recor
   return createHash('sha256').update(JSON.stringify({ file: fileSha256, fields: sorted })).digest('hex');
 }
 
+/** Frees the key of a request that is about to fail, before the answer goes out, so an immediate retry may use it. */
+export async function releaseIdempotencyKey(res: Response, store: IdempotencyStore): Promise<void> {
+  const held = (res.locals as IdempotencyLocals).idempotency;
+  if (held?.claim.kind === 'owner') {
+    await store.abandon(held.scope, held.key);
+  }
+}
+
 export function idempotencyGate(options: {
   store: IdempotencyStore;
   clock: Clock;
