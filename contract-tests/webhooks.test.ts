@@ -1,0 +1,219 @@
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { Webhook } from 'standardwebhooks';
+
+import { signatureHeader } from '../src/webhooks/signature.ts';
+import { jobForm, requireModel, startServer, tempDir } from './support/harness.ts';
+import type { JobBody, TestServer } from './support/harness.ts';
+
+const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+const NEXT_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+
+interface Received {
+  headers: Record<string, string>;
+  body: string;
+  answered: number;
+}
+
+/** A webhook receiver on loopback that answers with the scripted statuses in turn (then the last one). */
+async function receiver(script: number[], extraHeaders: Record<string, string> = {}): Promise<{ url: string; received: Received[]; close: () => Promise<void> }> {
+  const received: Received[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const answered = script[Math.min(received.length, script.length - 1)] ?? 200;
+      received.push({ headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8'), answered });
+      res.writeHead(answered, extraHeaders).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    received,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) {
+      return value;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    await sleep(50);
+  }
+}
+
+const WEBHOOK_ENV = {
+  CESAR_WEBHOOK_SECRETS: `${SECRET},${NEXT_SECRET}`,
+  CESAR_URL_ALLOW_PRIVATE_NETWORKS: 'true',
+  CESAR_URL_ALLOWED_PORTS: '1-65535',
+  CESAR_WEBHOOK_RETRY_BASE_MS: '150',
+};
+
+describe('webhook signatures', () => {
+  test('the published Standard Webhooks example vector verifies, signed by us and by the library', () => {
+    // From the Standard Webhooks reference libraries' test vectors.
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    const id = 'msg_p5jXN8AQM9LWM0D4loKWxJek';
+    const timestamp = 1614265330;
+    const body = '{"test": 2432232314}';
+    const expected = 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=';
+    assert.equal(signatureHeader([secret], id, timestamp, body), expected);
+    assert.equal(new Webhook(secret).sign(id, new Date(timestamp * 1000), body), expected);
+  });
+});
+
+describe('webhooks', () => {
+  let hooks: Awaited<ReturnType<typeof receiver>>;
+  let server: TestServer | null = null;
+  const dataDir = tempDir('cesar-webhooks-');
+  before(async () => {
+    hooks = await receiver([500, 500, 500, 200]);
+  });
+  after(async () => {
+    await server?.close();
+    await hooks.close();
+    await rm(await dataDir, { recursive: true, force: true });
+  });
+
+  test('a receiver that answers 500 three times then 200 gets one successful delivery with one webhook-id, across a restart', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const dir = await dataDir;
+    server = await startServer(WEBHOOK_ENV, { dataDir: dir });
+    const created = await server.client.post('/jobs', { body: await jobForm('jfk.ogg', { webhook_url: hooks.url }) });
+    assert.equal(created.status, 202);
+    const job = created.json as JobBody & { webhook: { url: string; events: string[]; last_delivery: unknown } };
+    assert.deepEqual(job.webhook, { url: hooks.url, events: ['completed', 'failed', 'canceled'], last_delivery: null });
+
+    // Two failed attempts, then the server restarts on the same data directory.
+    await until('two attempts', () => (hooks.received.length >= 2 ? true : undefined));
+    await server.close();
+    server = await startServer(WEBHOOK_ENV, { dataDir: dir });
+    await until('a successful attempt', () => (hooks.received.some((r) => r.answered === 200) ? true : undefined));
+    const deliveries = await until('the delivery to be recorded as succeeded', async () => {
+      const response = await server?.client.get(`/jobs/${job.id}/deliveries`);
+      const list = (response?.json as { deliveries: { id: string; status: string; attempts: number; attempt_log: { status_code: number }[] }[] }).deliveries;
+      return list[0]?.status === 'succeeded' ? list : undefined;
+    });
+
+    assert.equal(hooks.received.length, 4, 'exactly four requests: three 500s and one 200');
+    assert.deepEqual(hooks.received.map((r) => r.answered), [500, 500, 500, 200]);
+    const ids = new Set(hooks.received.map((r) => r.headers['webhook-id']));
+    assert.equal(ids.size, 1, 'the same webhook-id on every attempt');
+    assert.equal(deliveries.length, 1);
+    assert.equal(deliveries[0]?.id, [...ids][0]);
+    assert.deepEqual(deliveries[0]?.attempt_log.map((a) => a.status_code), [500, 500, 500, 200]);
+
+    // Every attempt verifies with the reference library under either active secret.
+    for (const request of hooks.received) {
+      for (const secret of [SECRET, NEXT_SECRET]) {
+        const payload = new Webhook(secret).verify(request.body, request.headers) as { type: string; data: JobBody };
+        assert.equal(payload.type, 'job.completed');
+        assert.equal(payload.data.id, job.id);
+        assert.equal(payload.data.status, 'completed');
+      }
+    }
+
+    const shown = await server.client.get(`/jobs/${job.id}`);
+    const lastDelivery = (shown.json as { webhook: { last_delivery: { status: string; attempts: number; last_status_code: number } } }).webhook.last_delivery;
+    assert.equal(lastDelivery.status, 'succeeded');
+    assert.equal(lastDelivery.attempts, 4);
+    assert.equal(lastDelivery.last_status_code, 200);
+
+    // Tampered bodies or ids, old or future timestamps and other secrets all fail verification.
+    const sample = hooks.received[3];
+    assert.ok(sample);
+    const verifier = new Webhook(SECRET);
+    assert.throws(() => verifier.verify(sample.body.replace('completed', 'failed'), sample.headers));
+    assert.throws(() => verifier.verify(sample.body, { ...sample.headers, 'webhook-id': 'msg_other' }));
+    assert.throws(() => new Webhook(`whsec_${randomBytes(32).toString('base64')}`).verify(sample.body, sample.headers));
+    for (const skewSeconds of [-301, 301]) {
+      const timestamp = Math.floor(Date.now() / 1000) + skewSeconds;
+      const headers = {
+        'webhook-id': sample.headers['webhook-id'] ?? '',
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': signatureHeader([SECRET], sample.headers['webhook-id'] ?? '', timestamp, sample.body),
+      };
+      assert.throws(() => verifier.verify(sample.body, headers), `a timestamp ${skewSeconds} s off is refused`);
+    }
+
+    // A redelivery sends the same message again, with the same webhook-id.
+    const redelivered = await server.client.post(`/jobs/${job.id}/deliveries/${deliveries[0]?.id}/redeliver`);
+    assert.equal(redelivered.status, 202);
+    await until('the redelivery', () => (hooks.received.length >= 5 ? true : undefined));
+    assert.equal(hooks.received[4]?.headers['webhook-id'], deliveries[0]?.id);
+
+    // No secret in any log line.
+    const logs = server.logs.join('\n');
+    for (const secret of [SECRET, NEXT_SECRET]) {
+      assert.ok(!logs.includes(secret.slice(6, 26)));
+    }
+  });
+
+  test('a URL answering 410 Gone is disabled, and an unknown delivery or job is 404', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const gone = await receiver([410]);
+    const local = await startServer(WEBHOOK_ENV);
+    try {
+      const created = await local.client.post('/jobs', { body: await jobForm('jfk.ogg', { webhook_url: gone.url, webhook_events: 'processing,completed' }) });
+      assert.equal(created.status, 202);
+      const id = (created.json as JobBody).id;
+      const deliveries = await until('both messages to settle', async () => {
+        const list = ((await local.client.get(`/jobs/${id}/deliveries`)).json as { deliveries: { event: string; status: string }[] }).deliveries;
+        return list.length === 2 && list.every((d) => d.status === 'disabled') ? list : undefined;
+      });
+      assert.deepEqual(deliveries.map((d) => d.event), ['processing', 'completed']);
+      assert.equal(gone.received.length, 1, 'nothing more is sent to a URL that answered 410');
+
+      const unknownDelivery = await local.client.post(`/jobs/${id}/deliveries/msg_0000000000000000/redeliver`);
+      assert.equal(unknownDelivery.status, 404);
+      assert.equal((unknownDelivery.json as { code: string }).code, 'delivery_not_found');
+      assert.equal((await local.client.post(`/jobs/${randomUUID()}/deliveries/msg_00/redeliver`)).status, 404);
+      assert.equal((await local.client.get(`/jobs/${randomUUID()}/deliveries`)).status, 404);
+      assert.equal((await local.client.get('/jobs/not-a-uuid/deliveries')).status, 400);
+      assert.equal((await local.client.post(`/jobs/${id}/deliveries/not-an-id/redeliver`)).status, 400);
+    } finally {
+      await local.close();
+      await gone.close();
+    }
+  });
+
+  test('a webhook URL the policy refuses, or one on a server without a secret, is refused at submission', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const strict = await startServer({ CESAR_WEBHOOK_SECRETS: SECRET });
+    const unsigned = await startServer();
+    try {
+      for (const url of ['http://169.254.169.254/latest/meta-data/', 'http://127.0.0.1:9/hook', 'http://localhost/hook', 'ftp://example.com/hook']) {
+        const refused = await strict.client.post('/jobs', { body: await jobForm('jfk.ogg', { webhook_url: url }) });
+        assert.equal(refused.status === 400 ? 'invalid_request' : (refused.json as { code: string }).code, refused.status === 400 ? 'invalid_request' : 'webhook_url_not_allowed', url);
+      }
+      const noSecret = await unsigned.client.post('/jobs', { body: await jobForm('jfk.ogg', { webhook_url: 'https://example.com/hook' }) });
+      assert.equal(noSecret.status, 422);
+      assert.equal((noSecret.json as { code: string }).code, 'webhooks_not_configured');
+      assert.equal(((await strict.client.get('/jobs')).json as { jobs: unknown[] }).jobs.length, 0, 'no job was made');
+    } finally {
+      await strict.close();
+      await unsigned.close();
+    }
+  });
+});
