@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { loadSpec } from '../src/http/app.ts';
-import { jobForm, startServer } from './support/harness.ts';
+import { jobForm, requireModel, startServer } from './support/harness.ts';
 import type { TestServer } from './support/harness.ts';
 
 const KEY = `ck_${randomUUID().replaceAll('-', '')}`;
@@ -61,6 +61,21 @@ describe('API keys', () => {
     }
     const deliveries = await server.client.get(`/jobs/${randomUUID()}/deliveries`, { headers: { 'X-API-Key': KEY } });
     assert.equal(deliveries.status, 404, 'past the key check, the operation runs');
+  });
+
+  test('an Idempotency-Key belongs to the API key that used it', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const idempotencyKey = randomUUID();
+    const jobs: string[] = [];
+    for (const key of [KEY, HASHED_ONLY_KEY, KEY]) {
+      const response = await server.client.post('/jobs', { body: await jobForm('jfk.ogg'), headers: { 'X-API-Key': key, 'Idempotency-Key': idempotencyKey } });
+      assert.equal(response.status, 202);
+      jobs.push((response.json as { id: string }).id);
+    }
+    assert.notEqual(jobs[0], jobs[1], 'two callers with one idempotency key make two jobs');
+    assert.equal(jobs[2], jobs[0], 'the first caller gets its own job again');
   });
 
   test('no key, hash or part of one appears in a log line or an answer', async () => {

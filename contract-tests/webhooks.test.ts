@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Webhook } from 'standardwebhooks';
 
+import { retryAfterMs, webhookRetryDelayMs } from '../src/webhooks/deliverer.ts';
 import { signatureHeader } from '../src/webhooks/signature.ts';
 import { jobForm, requireModel, startServer, tempDir } from './support/harness.ts';
 import type { JobBody, TestServer } from './support/harness.ts';
@@ -21,16 +22,19 @@ interface Received {
   answered: number;
 }
 
+type Answer = number | { status: number; headers: Record<string, string> };
+
 /** A webhook receiver on loopback that answers with the scripted statuses in turn (then the last one). */
-async function receiver(script: number[], extraHeaders: Record<string, string> = {}): Promise<{ url: string; received: Received[]; close: () => Promise<void> }> {
+async function receiver(script: Answer[]): Promise<{ url: string; received: Received[]; close: () => Promise<void> }> {
   const received: Received[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const answered = script[Math.min(received.length, script.length - 1)] ?? 200;
+      const answer = script[Math.min(received.length, script.length - 1)] ?? 200;
+      const answered = typeof answer === 'number' ? answer : answer.status;
       received.push({ headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8'), answered });
-      res.writeHead(answered, extraHeaders).end();
+      res.writeHead(answered, typeof answer === 'number' ? {} : answer.headers).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -74,6 +78,29 @@ describe('webhook signatures', () => {
     const expected = 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=';
     assert.equal(signatureHeader([secret], id, timestamp, body), expected);
     assert.equal(new Webhook(secret).sign(id, new Date(timestamp * 1000), body), expected);
+  });
+});
+
+describe('webhook retry schedule', () => {
+  test('the delay grows fourfold from the base, is capped, and jitters by at most a quarter', () => {
+    const base = 5000;
+    const max = 6 * 3_600_000;
+    const middle = [1, 2, 3, 4, 5, 6, 7, 8].map((attempt) => webhookRetryDelayMs(attempt, base, max, () => 0.5));
+    assert.deepEqual(middle, [5000, 20_000, 80_000, 320_000, 1_280_000, 5_120_000, 20_480_000, max]);
+    assert.equal(webhookRetryDelayMs(2, base, max, () => 0), 15_000);
+    assert.equal(webhookRetryDelayMs(2, base, max, () => 1), 25_000);
+    // The defaults (12 attempts) spread the retries over more than a day.
+    const total = Array.from({ length: 11 }, (_, i) => webhookRetryDelayMs(i + 1, base, max, () => 0.5)).reduce((a, b) => a + b, 0);
+    assert.ok(total > 24 * 3_600_000, `${total} ms`);
+  });
+
+  test('Retry-After is read as seconds or as an HTTP date', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    assert.equal(retryAfterMs('120', now), 120_000);
+    assert.equal(retryAfterMs('Thu, 01 Jan 2026 00:01:00 GMT', now), 60_000);
+    assert.equal(retryAfterMs('Wed, 31 Dec 2025 23:00:00 GMT', now), 0);
+    assert.equal(retryAfterMs('soon', now), null);
+    assert.equal(retryAfterMs(null, now), null);
   });
 });
 
@@ -193,6 +220,51 @@ describe('webhooks', () => {
     } finally {
       await local.close();
       await gone.close();
+    }
+  });
+
+  test('408 and 429 are retried, Retry-After is honoured, and another 4xx stops the retries', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const flaky = await receiver([408, { status: 429, headers: { 'Retry-After': '2' } }, 200]);
+    const refusing = await receiver([400]);
+    const local = await startServer(WEBHOOK_ENV);
+    try {
+      const ids: string[] = [];
+      for (const url of [flaky.url, refusing.url]) {
+        const created = await local.client.post('/jobs', { body: await jobForm('jfk.ogg', { webhook_url: url }) });
+        ids.push((created.json as JobBody).id);
+      }
+      type Listed = { status: string; attempts: number; next_attempt_at: string | null; attempt_log: { started_at: string; status_code: number | null }[] };
+      const deliveriesOf = async (id: string | undefined): Promise<Listed[]> =>
+        ((await local.client.get(`/jobs/${id}/deliveries`)).json as { deliveries: Listed[] }).deliveries;
+
+      // After the 429 the next attempt waits at least the 2 s asked for, far more than the 150 ms backoff.
+      const waiting = await until('the 429 to be recorded', async () => {
+        const message = (await deliveriesOf(ids[0]))[0];
+        return message?.attempts === 2 && message.status === 'pending' ? message : undefined;
+      });
+      const asked = Date.parse(waiting.next_attempt_at ?? '') - Date.parse(waiting.attempt_log[1]?.started_at ?? '');
+      assert.ok(asked >= 2000, `next attempt ${asked} ms after the 429`);
+      const delivered = await until('the delivery to succeed', async () => {
+        const message = (await deliveriesOf(ids[0]))[0];
+        return message?.status === 'succeeded' ? message : undefined;
+      });
+      assert.deepEqual(delivered.attempt_log.map((a) => a.status_code), [408, 429, 200]);
+
+      const stopped = await until('the 400 to be recorded', async () => {
+        const message = (await deliveriesOf(ids[1]))[0];
+        return message && message.attempts >= 1 && message.status !== 'delivering' ? message : undefined;
+      });
+      assert.equal(stopped.status, 'failed');
+      assert.equal(stopped.attempts, 1);
+      assert.equal(stopped.next_attempt_at, null);
+      assert.equal(refusing.received.length, 1);
+    } finally {
+      await local.close();
+      await flaky.close();
+      await refusing.close();
     }
   });
 

@@ -165,6 +165,11 @@ export function loadConfig(env: Env, cwd: string): Config {
     throw new ConfigError('CESAR_LOG_FORMAT', `expected json or pretty, got ${JSON.stringify(logFormat)}`);
   }
   const ffmpegPath = env.CESAR_FFMPEG_PATH?.trim();
+  const webhookDefaultUrl = readUrl(env, 'CESAR_WEBHOOK_URL');
+  const webhookSecrets = readWebhookSecrets(env);
+  if (webhookDefaultUrl !== null && webhookSecrets.length === 0) {
+    throw new ConfigError('CESAR_WEBHOOK_URL', 'webhooks are signed: set CESAR_WEBHOOK_SECRETS too');
+  }
   return Object.freeze({
     host,
     port: readInt(env, 'CESAR_PORT', 8000, 0, 65535),
@@ -186,8 +191,8 @@ export function loadConfig(env: Env, cwd: string): Config {
     downloadTimeoutMs: readInt(env, 'CESAR_DOWNLOAD_TIMEOUT_MS', 300_000, 1000, 86_400_000),
     apiKeyDigests: readApiKeys(env),
     idempotencyTtlSeconds: readInt(env, 'CESAR_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 30 * 86_400),
-    webhookDefaultUrl: readUrl(env, 'CESAR_WEBHOOK_URL'),
-    webhookSecrets: readWebhookSecrets(env),
+    webhookDefaultUrl,
+    webhookSecrets,
     webhookRetryBaseMs: readInt(env, 'CESAR_WEBHOOK_RETRY_BASE_MS', 5000, 10, 3_600_000),
     webhookRetryMaxMs: readInt(env, 'CESAR_WEBHOOK_RETRY_MAX_MS', 6 * 3_600_000, 10, 86_400_000),
     webhookMaxAttempts: readInt(env, 'CESAR_WEBHOOK_MAX_ATTEMPTS', 12, 1, 100),

@@ -75,6 +75,14 @@ interface SweepRow extends JobRow {
   webhook_events: string;
 }
 
+/** Jobs with a webhook whose current status has no message yet (a final status, or a new processing attempt). */
+const OWED_SQL = `SELECT j.*, w.url AS webhook_url, w.events AS webhook_events
+   FROM job_webhooks w JOIN jobs j ON j.id = w.job_id
+  WHERE w.done = 0
+    AND (j.status IN ('completed', 'failed', 'canceled')
+         OR (j.status = 'processing' AND instr(',' || w.events || ',', ',processing,') > 0
+             AND NOT EXISTS (SELECT 1 FROM webhook_messages m WHERE m.dedupe_key = j.id || ':processing:' || j.attempts)))`;
+
 export function createOutbox(db: Database): Outbox {
   return {
     async attach(jobId, url, events) {
@@ -91,16 +99,13 @@ export function createOutbox(db: Database): Outbox {
 
     jobWebhook: (jobId) => db.read.get<JobWebhookRow>('SELECT * FROM job_webhooks WHERE job_id = ?', [jobId]),
 
-    sweep(now, payload) {
+    async sweep(now, payload) {
+      // Most sweeps find nothing: look on the read connection first and take the write lock only when needed.
+      if ((await db.read.all(OWED_SQL)).length === 0) {
+        return 0;
+      }
       return db.transaction(async (tx) => {
-        const owed = await tx.all<SweepRow>(
-          `SELECT j.*, w.url AS webhook_url, w.events AS webhook_events
-             FROM job_webhooks w JOIN jobs j ON j.id = w.job_id
-            WHERE w.done = 0
-              AND (j.status IN ('completed', 'failed', 'canceled')
-                   OR (j.status = 'processing' AND instr(',' || w.events || ',', ',processing,') > 0
-                       AND NOT EXISTS (SELECT 1 FROM webhook_messages m WHERE m.dedupe_key = j.id || ':processing:' || j.attempts)))`,
-        );
+        const owed = await tx.all<SweepRow>(OWED_SQL);
         let queued = 0;
         for (const job of owed) {
           const event = job.status;
