@@ -4,6 +4,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { ConfigError, loadConfig } from '../src/config.ts';
 import { loadSpec } from '../src/http/app.ts';
 import { jobForm, requireModel, startServer } from './support/harness.ts';
 import type { TestServer } from './support/harness.ts';
@@ -76,6 +77,23 @@ describe('API keys', () => {
     }
     assert.notEqual(jobs[0], jobs[1], 'two callers with one idempotency key make two jobs');
     assert.equal(jobs[2], jobs[0], 'the first caller gets its own job again');
+  });
+
+  test('a malformed key or webhook secret stops start-up without echoing the value', () => {
+    const short = 'tooshort';
+    assert.throws(() => loadConfig({ CESAR_API_KEYS: short }, process.cwd()), (error: Error) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.variable, 'CESAR_API_KEYS');
+      assert.ok(!error.message.includes(short));
+      return true;
+    });
+    const weak = 'whsec_c2hvcnQ=';
+    assert.throws(() => loadConfig({ CESAR_WEBHOOK_SECRETS: weak }, process.cwd()), (error: Error) => {
+      assert.ok(error instanceof ConfigError && error.variable === 'CESAR_WEBHOOK_SECRETS');
+      assert.ok(!error.message.includes(weak));
+      return true;
+    });
+    assert.throws(() => loadConfig({ CESAR_WEBHOOK_URL: 'https://example.com/hook' }, process.cwd()), /CESAR_WEBHOOK_URL/);
   });
 
   test('no key, hash or part of one appears in a log line or an answer', async () => {

@@ -268,6 +268,26 @@ describe('webhooks', () => {
     }
   });
 
+  test('a job submitted without webhook_url posts to the server-wide default URL', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const fallback = await receiver([204]);
+    const local = await startServer({ ...WEBHOOK_ENV, CESAR_WEBHOOK_URL: fallback.url });
+    try {
+      const created = await local.client.post('/jobs', { body: await jobForm('jfk.ogg') });
+      const job = created.json as JobBody & { webhook: { url: string } };
+      assert.equal(job.webhook.url, fallback.url);
+      const request = await until('the delivery', () => fallback.received[0]);
+      const payload = new Webhook(SECRET).verify(request.body, request.headers) as { type: string; data: JobBody };
+      assert.equal(payload.type, 'job.completed');
+      assert.equal(payload.data.id, job.id);
+    } finally {
+      await local.close();
+      await fallback.close();
+    }
+  });
+
   test('a webhook URL the policy refuses, or one on a server without a secret, is refused at submission', async (t) => {
     if (!requireModel(t)) {
       return;

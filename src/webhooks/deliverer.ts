@@ -67,7 +67,7 @@ export function createDeliverer(options: DelivererOptions): Deliverer {
   let running = false;
   let again = false;
 
-  const outcomeOf = (message: MessageRow, attempt: AttemptOutcome['attempt'], response: WebhookResponse | null, permanent: boolean): AttemptOutcome => {
+  const outcomeOf = (attempt: AttemptOutcome['attempt'], response: WebhookResponse | null, permanent: boolean): AttemptOutcome => {
     const status = response?.status ?? null;
     if (status !== null && status >= 200 && status <= 299) {
       return { attempt, status: 'succeeded', nextAttemptAt: null, disableUrl: false };
@@ -82,7 +82,6 @@ export function createDeliverer(options: DelivererOptions): Deliverer {
     const now = clock.now();
     const backoff = webhookRetryDelayMs(attempt.attempt, options.retryBaseMs, options.retryMaxMs, random);
     const asked = Math.min(MAX_RETRY_AFTER_MS, retryAfterMs(response?.retryAfter ?? null, now) ?? 0);
-    void message;
     return { attempt, status: 'pending', nextAttemptAt: now + Math.max(backoff, asked), disableUrl: false };
   };
 
@@ -119,7 +118,7 @@ export function createDeliverer(options: DelivererOptions): Deliverer {
       permanent = isAppError(caught) && caught.code === 'url_forbidden';
     }
     const attempt = { attempt: message.attempts + 1, started_at: startedAt, status_code: response?.status ?? null, error, duration_ms: Math.max(0, clock.now() - startedAt) };
-    const outcome = outcomeOf(message, attempt, response, permanent);
+    const outcome = outcomeOf(attempt, response, permanent);
     await outbox.finish(message, outcome, clock.now());
     const fields = { attempt: attempt.attempt, status_code: attempt.status_code, error, outcome: outcome.status, next_attempt_at: outcome.nextAttemptAt };
     if (outcome.status === 'succeeded') {
