@@ -122,7 +122,7 @@ describe('webhooks', () => {
       return;
     }
     const dir = await dataDir;
-    server = await startServer(WEBHOOK_ENV, { dataDir: dir });
+    server = await startServer({ ...WEBHOOK_ENV, CESAR_DATA_DIR: dir });
     const created = await server.client.post('/jobs', { body: await jobForm('jfk.ogg', { webhook_url: hooks.url }) });
     assert.equal(created.status, 202);
     const job = created.json as JobBody & { webhook: { url: string; events: string[]; last_delivery: unknown } };
@@ -131,7 +131,7 @@ describe('webhooks', () => {
     // Two failed attempts, then the server restarts on the same data directory.
     await until('two attempts', () => (hooks.received.length >= 2 ? true : undefined));
     await server.close();
-    server = await startServer(WEBHOOK_ENV, { dataDir: dir });
+    server = await startServer({ ...WEBHOOK_ENV, CESAR_DATA_DIR: dir });
     await until('a successful attempt', () => (hooks.received.some((r) => r.answered === 200) ? true : undefined));
     const deliveries = await until('the delivery to be recorded as succeeded', async () => {
       const response = await server?.client.get(`/jobs/${job.id}/deliveries`);

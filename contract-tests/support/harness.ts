@@ -53,12 +53,10 @@ export async function tempDir(prefix = 'cesar-test-'): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
-/**
- * Starts a service on a fresh data directory; `env` overrides the configuration. With `options.dataDir` it
- * starts on that directory instead (a restart) and `close()` leaves it in place.
- */
-export async function startServer(env: Record<string, string> = {}, options: { dataDir?: string } = {}): Promise<TestServer> {
-  const dataDir = options.dataDir ?? (await tempDir());
+/** Starts a service on a fresh data directory; `env` overrides the configuration. */
+export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
+  // A given CESAR_DATA_DIR is a restart on that directory: `close()` leaves it in place.
+  const dataDir = env.CESAR_DATA_DIR ?? (await tempDir());
   const config = loadConfig(
     {
       CESAR_PORT: '0',
@@ -81,7 +79,7 @@ export async function startServer(env: Record<string, string> = {}, options: { d
     logs,
     async close() {
       await service.close(0);
-      if (options.dataDir === undefined) {
+      if (env.CESAR_DATA_DIR === undefined) {
         await rm(dataDir, { recursive: true, force: true });
       }
     },
