@@ -26,10 +26,10 @@ describe('submitting bad input', () => {
 
   const problem = (json: unknown): Problem => json as Problem;
 
-  test('a body that is not multipart is refused with 415', async () => {
+  test('a body that is neither a form nor JSON is refused with 415', async () => {
     const response = await server.client.post('/jobs', {
-      body: JSON.stringify({ model: TEST_MODEL }),
-      headers: { 'content-type': 'application/json' },
+      body: 'model=tiny.en',
+      headers: { 'content-type': 'text/plain' },
     });
     assert.equal(response.status, 415);
     assert.equal(response.contentType, 'application/problem+json');

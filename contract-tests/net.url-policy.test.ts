@@ -54,6 +54,7 @@ describe('the URL policy', () => {
     ['http://[ff02::1]/', 'IPv6 multicast'],
     ['http://localhost/', 'localhost by name'],
     ['http://a.b.localhost/', 'a localhost subdomain'],
+    ['http://localhost./', 'localhost with a trailing dot'],
   ];
   for (const [url, why] of refused) {
     test(`refuses ${why}: ${url}`, () => {

@@ -20,9 +20,15 @@ export interface paths {
         put?: never;
         /**
          * Submit audio for transcription
-         * @description Upload an audio or video file as `multipart/form-data`. The file is stored and a job is queued; the answer
-         *     comes at once with status 202 and the job, whose `Location` header points at it. The transcription itself
-         *     happens in the background.
+         * @description Upload an audio or video file as `multipart/form-data`, or give a `url` to fetch it from (a form field, or
+         *     an `application/json` body). The file is stored, or the URL checked, and a job is queued; the answer comes
+         *     at once with status 202 and the job, whose `Location` header points at it. Downloading and transcribing
+         *     happen in the background.
+         *
+         *     A URL must be http or https, without credentials, on an allowed port, and must not point at a private,
+         *     loopback, link-local or metadata address, in any notation (422 `url_forbidden`). What can only be known
+         *     later (where a name resolves, where a redirect leads, how large the body is) fails the job with
+         *     `url_forbidden`, `download_failed` or `download_too_large`.
          *
          *     With an `Idempotency-Key` header the submission can be retried safely: the same key with the same payload
          *     (the file's bytes and every field) answers with the original job, the same key with another payload is
@@ -257,9 +263,11 @@ export interface webhooks {
 }
 export interface components {
     schemas: {
+        /** @description Exactly one of `file` and `url`. */
         JobSubmission: {
             /** @description The audio or video file. Any container ffmpeg reads; only the first audio stream is used. */
-            file: string;
+            file?: string;
+            url?: components["schemas"]["MediaUrl"];
             /** @description An installed model (see `GET /models`); the server's default model when absent. */
             model?: string;
             /**
@@ -277,6 +285,20 @@ export interface components {
             /** @description Comma-separated events to post; `completed,failed,canceled` when absent. */
             webhook_events?: string;
         };
+        /** @description A job whose media the server downloads from `url`. */
+        JobUrlSubmission: {
+            url: components["schemas"]["MediaUrl"];
+            model?: components["schemas"]["JobSubmission"]["model"];
+            language?: components["schemas"]["JobSubmission"]["language"];
+            task?: components["schemas"]["Task"];
+            webhook_url?: components["schemas"]["JobSubmission"]["webhook_url"];
+            webhook_events?: components["schemas"]["JobSubmission"]["webhook_events"];
+        };
+        /**
+         * Format: uri
+         * @description An http or https URL of an audio or video file, downloaded by the server.
+         */
+        MediaUrl: string;
         /**
          * @description `transcribe` keeps the spoken language; `translate` gives English (multilingual models only).
          * @default transcribe
@@ -628,6 +650,7 @@ export interface operations {
         requestBody: {
             content: {
                 "multipart/form-data": components["schemas"]["JobSubmission"];
+                "application/json": components["schemas"]["JobUrlSubmission"];
             };
         };
         responses: {

@@ -20,9 +20,10 @@ import type { Logger } from './logger.ts';
 import { createApiKeyVerifier } from './http/api-keys.ts';
 import { createIdempotencyStore } from './jobs/idempotency-store.ts';
 import { createJobEventLog } from './jobs/job-events.ts';
-import { createUrlPolicy } from './net/url-policy.ts';
 import { createWebhookTarget } from './webhooks/webhook-target.ts';
 import { createWebhooks } from './webhooks/webhooks.ts';
+import { createMediaDownloader } from './net/media-download.ts';
+import { createUrlPolicy } from './net/url-policy.ts';
 import { createModelCatalog } from './transcription/models.ts';
 import { createTranscriptionPool } from './transcription/worker-pool.ts';
 
@@ -44,16 +45,18 @@ export async function createService(config: Config, logger: Logger, clock: Clock
   const store = createJobStore(db);
   const models = createModelCatalog(config.modelsDir);
   const pool = createTranscriptionPool({ workers: config.maxWorkers });
+  const urlPolicy = createUrlPolicy({ allowPrivateNetworks: config.urlAllowPrivateNetworks, allowedPorts: config.urlAllowedPorts });
   const dispatcher = createDispatcher({
     store,
     pool,
-    ffmpeg: createFfmpeg({ binaryPath: config.ffmpegPath ?? bundledFfmpegPath(), timeoutMs: config.ffmpegTimeoutMs }),
+    ffmpeg: createFfmpeg({ binaryPath: config.ffmpegPath ?? bundledFfmpegPath(), timeoutMs: config.ffmpegTimeoutMs, maxDurationSeconds: config.maxDurationSeconds }),
     models,
     logger,
     dataDir: config.dataDir,
     maxWorkers: config.maxWorkers,
     leaseMs: config.leaseMs,
     clock,
+    download: createMediaDownloader({ policy: urlPolicy, maxBytes: config.maxDownloadBytes, totalTimeoutMs: config.downloadTimeoutMs }),
   });
   const idempotency = createIdempotencyStore(db);
   // Requests in flight when the previous process stopped will never be answered: free their keys.
@@ -62,7 +65,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
   const jobEvents = createJobEventLog(db, clock, (error) => logger.error('recording a job event failed', { error }));
   const webhooks = createWebhooks({
     db,
-    target: createWebhookTarget(createUrlPolicy({ allowPrivateNetworks: config.urlAllowPrivateNetworks, allowedPorts: config.urlAllowedPorts })),
+    target: createWebhookTarget(urlPolicy),
     clock,
     logger,
     settings: {
@@ -89,6 +92,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
     jobEvents,
     webhooks,
+    urlPolicy,
   });
   let server: Server | null = null;
 

@@ -19,16 +19,34 @@ export const SAMPLE_RATE = 16_000;
 /** Demuxers of real audio and video containers; playlists, concat scripts and image sequences are absent. */
 export const ALLOWED_FORMATS = ['wav', 'w64', 'mp3', 'flac', 'ogg', 'mov', 'matroska', 'webm', 'aac', 'aiff', 'caf', 'amr', 'asf'];
 const STDERR_LIMIT_BYTES = 64 * 1024;
+/** Declared durations are rounded and frames overhang: this much over the limit still passes. */
+const DURATION_TOLERANCE_SECONDS = 0.5;
 
 export interface NormalizedAudio {
   durationSeconds: number;
-  /** The container's start time; timestamps of the transcript are relative to the first audio sample. */
+  /**
+   * The container's start time as ffmpeg reports it. Decoding pads the gap between it and the first audio
+   * sample with silence, so transcript times are on the media's own timeline (a late audio track in a video
+   * keeps its place).
+   */
   startTimeSeconds: number;
+}
+
+export interface MediaProbe {
+  /** What the container declares; null when it does not say (raw streams). */
+  durationSeconds: number | null;
+  startTimeSeconds: number;
+  hasAudio: boolean;
 }
 
 export interface Ffmpeg {
   readonly binaryPath: string;
-  /** Writes raw 16 kHz mono s16le samples of `inputPath`'s first audio stream to `outputPath`. */
+  /** Reads the container's header only: streams, declared duration, start time. Refuses what cannot be opened. */
+  probe(inputPath: string, signal: AbortSignal): Promise<MediaProbe>;
+  /**
+   * Writes raw 16 kHz mono s16le samples of `inputPath`'s first audio stream to `outputPath`. Probes first, so
+   * media without audio or declared longer than the limit is refused before anything is decoded.
+   */
   normalize(inputPath: string, outputPath: string, signal: AbortSignal): Promise<NormalizedAudio>;
 }
 
@@ -54,62 +72,105 @@ function parseStartTime(stderr: string): number {
   return Number.isFinite(value) && value > 0 ? value : 0;
 }
 
-export function createFfmpeg(options: { binaryPath: string; timeoutMs: number }): Ffmpeg {
+function parseDuration(stderr: string): number | null {
+  const match = /Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)/.exec(stderr);
+  if (!match) {
+    return null;
+  }
+  return Number(match[1]) * 3600 + Number(match[2]) * 60 + Number(match[3]);
+}
+
+function tooLong(limitSeconds: number): AppError {
+  return new AppError('media_too_long', `The audio is longer than the limit of ${limitSeconds} seconds.`, { limit_seconds: limitSeconds });
+}
+
+/** Options every ffmpeg run starts with: no stdin, local files only, real containers only. */
+function inputArgs(inputPath: string): string[] {
+  return ['-nostdin', '-hide_banner', '-nostats', '-protocol_whitelist', 'file', '-format_whitelist', ALLOWED_FORMATS.join(','), '-i', `file:${inputPath}`];
+}
+
+export function createFfmpeg(options: { binaryPath: string; timeoutMs: number; maxDurationSeconds?: number }): Ffmpeg {
   const { binaryPath, timeoutMs } = options;
+  const maxDurationSeconds = options.maxDurationSeconds ?? 0;
+
+  /** Runs ffmpeg under the wall-clock limit and the caller's signal; resolves with its exit code and stderr head. */
+  const run = async (args: string[], signal: AbortSignal): Promise<{ exitCode: number | null; stderr: string }> => {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const child = spawn(binaryPath, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      signal: AbortSignal.any([signal, timeout]),
+      killSignal: 'SIGKILL',
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (text: string) => {
+      if (stderr.length < STDERR_LIMIT_BYTES) {
+        stderr += text;
+      }
+    });
+    const exitCode = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', (error) => {
+        if (signal.aborted) {
+          reject(signal.reason as Error);
+        } else if (timeout.aborted) {
+          reject(new AppError('undecodable_media', `Decoding the file took longer than ${timeoutMs} ms.`));
+        } else {
+          reject(error);
+        }
+      });
+      child.once('close', resolve);
+    });
+    return { exitCode, stderr };
+  };
+
+  const probe = async (inputPath: string, signal: AbortSignal): Promise<MediaProbe> => {
+    // Without an output ffmpeg only opens the input, prints what it found and exits (with status 1).
+    const { stderr } = await run(inputArgs(inputPath), signal);
+    if (!/^Input #0, /m.test(stderr)) {
+      throw classify(stderr);
+    }
+    return {
+      durationSeconds: parseDuration(stderr),
+      startTimeSeconds: parseStartTime(stderr),
+      hasAudio: /^\s*Stream #0:\d+.*: Audio: /m.test(stderr),
+    };
+  };
+
   return {
     binaryPath,
+    probe,
     async normalize(inputPath, outputPath, signal) {
+      const media = await probe(inputPath, signal);
+      if (!media.hasAudio) {
+        throw new AppError('no_audio_stream', 'The file has no audio stream.');
+      }
+      if (maxDurationSeconds > 0 && media.durationSeconds !== null && media.durationSeconds > maxDurationSeconds + DURATION_TOLERANCE_SECONDS) {
+        throw tooLong(maxDurationSeconds);
+      }
       const args = [
-        '-nostdin',
-        '-hide_banner',
-        '-nostats',
-        '-protocol_whitelist',
-        'file',
-        '-format_whitelist',
-        ALLOWED_FORMATS.join(','),
-        '-i',
-        `file:${inputPath}`,
+        ...inputArgs(inputPath),
         '-map',
         '0:a:0',
         '-vn',
         '-sn',
         '-dn',
+        // Silence before a late first sample keeps transcript times on the media's timeline.
+        '-af',
+        'aresample=async=1:first_pts=0',
         '-ac',
         '1',
         '-ar',
         String(SAMPLE_RATE),
         '-acodec',
         'pcm_s16le',
+        // A header can lie about the duration: decoding stops just past the limit whatever it said.
+        ...(maxDurationSeconds > 0 ? ['-t', String(maxDurationSeconds + 1)] : []),
         '-f',
         's16le',
         '-y',
         `file:${outputPath}`,
       ];
-      const timeout = AbortSignal.timeout(timeoutMs);
-      const child = spawn(binaryPath, args, {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        signal: AbortSignal.any([signal, timeout]),
-        killSignal: 'SIGKILL',
-      });
-      let stderr = '';
-      child.stderr.setEncoding('utf8');
-      child.stderr.on('data', (text: string) => {
-        if (stderr.length < STDERR_LIMIT_BYTES) {
-          stderr += text;
-        }
-      });
-      const exitCode = await new Promise<number | null>((resolve, reject) => {
-        child.once('error', (error) => {
-          if (signal.aborted) {
-            reject(signal.reason as Error);
-          } else if (timeout.aborted) {
-            reject(new AppError('undecodable_media', `Decoding the file took longer than ${timeoutMs} ms.`));
-          } else {
-            reject(error);
-          }
-        });
-        child.once('close', resolve);
-      });
+      const { exitCode, stderr } = await run(args, signal);
       if (exitCode !== 0) {
         throw classify(stderr);
       }
@@ -117,7 +178,11 @@ export function createFfmpeg(options: { binaryPath: string; timeoutMs: number })
       if (size < 2) {
         throw new AppError('empty_audio', 'The audio stream has no samples.');
       }
-      return { durationSeconds: size / 2 / SAMPLE_RATE, startTimeSeconds: parseStartTime(stderr) };
+      const durationSeconds = size / 2 / SAMPLE_RATE;
+      if (maxDurationSeconds > 0 && durationSeconds > maxDurationSeconds + DURATION_TOLERANCE_SECONDS) {
+        throw tooLong(maxDurationSeconds);
+      }
+      return { durationSeconds, startTimeSeconds: media.startTimeSeconds };
     },
   };
 }

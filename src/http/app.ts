@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 
 import ajvFormats from 'ajv-formats';
 import express from 'express';
-import type { Express, Request, Response } from 'express';
+import type { Express, NextFunction, Request, Response } from 'express';
 import { OpenAPIBackend } from 'openapi-backend';
 import type { Context, Document } from 'openapi-backend';
 import swaggerUi from 'swagger-ui-express';
@@ -15,6 +15,7 @@ import { parse } from 'yaml';
 
 import { AppError } from '../errors.ts';
 import type { ApiDeps } from './deps.ts';
+import { createFormValidator } from './form-validator.ts';
 import { createJobHandler } from './handlers/create-job.ts';
 import { deleteJobHandler } from './handlers/delete-job.ts';
 import { getHealthHandler } from './handlers/get-health.ts';
@@ -53,13 +54,30 @@ class OpenApi31Backend extends OpenAPIBackend {
   }
 }
 
+function isMultipart(contentType: string | string[] | undefined): boolean {
+  return String(contentType ?? '').toLowerCase().startsWith('multipart/');
+}
+
+/** body-parser's errors (malformed or oversized JSON) as registered codes. */
+function bodyParserError(error: unknown): AppError {
+  const type = (error as { type?: unknown } | null)?.type;
+  if (type === 'entity.too.large') {
+    return new AppError('upload_too_large', 'The JSON body is larger than the limit.');
+  }
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+    return new AppError('unsupported_content_type', 'The JSON body must be UTF-8.');
+  }
+  return new AppError('invalid_request', 'The JSON body is malformed.');
+}
+
 export async function createApp(deps: ApiDeps): Promise<Express> {
   const spec = loadSpec();
   const specYaml = readFileSync(SPEC_PATH, 'utf8');
   const api = new OpenApi31Backend({
     definition: structuredClone(spec),
     strict: true,
-    validate: true,
+    // Forms are validated by the upload step (see `form-validator.ts`); everything else here.
+    validate: (c: Context) => !(c.operation.operationId === 'createJob' && isMultipart((c.request.headers as Record<string, string | string[] | undefined>)['content-type'])),
     coerceTypes: true,
     // ajv-formats is CommonJS: its plugin is the `default` member under ESM interop.
     customizeAjv: (ajv) => ajvFormats.default(ajv),
@@ -113,6 +131,8 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     },
   });
   await api.init();
+  const submissionSchema = api.definition.components?.schemas?.JobSubmission ?? {};
+  const validateForm = createFormValidator(submissionSchema);
 
   const app = express();
   app.disable('x-powered-by');
@@ -126,21 +146,39 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(spec, { customSiteTitle: 'Cesar API' }));
   // Everything after this needs a key when keys are configured; the spec and its docs above do not.
   app.use(requireApiKey({ verifier: deps.apiKeys, api, onError: (res, error) => sendProblem(res, error, deps.logger) }));
+  const upload = multipartUpload({
+    uploadsDir: `${deps.dataDir}/uploads`,
+    maxBytes: deps.maxUploadBytes,
+    allowedFields: submissionFields(spec),
+    validateFields: validateForm,
+    onError: (res, error) => sendProblem(res, error, deps.logger, '/jobs'),
+  });
   app.post(
     '/jobs',
+    // The key is claimed before the body is read: a duplicate still uploading is refused at once.
     idempotencyGate({
       store: deps.idempotency,
       clock: deps.clock,
       ttlMs: deps.idempotencyTtlSeconds * 1000,
       onError: (res, error) => sendProblem(res, error, deps.logger, '/jobs'),
     }),
-    multipartUpload({
-      uploadsDir: `${deps.dataDir}/uploads`,
-      maxBytes: deps.maxUploadBytes,
-      allowedFields: submissionFields(spec),
-      onError: (res, error) => sendProblem(res, error, deps.logger, '/jobs'),
-    }),
+    express.json({ limit: '16kb' }),
+    (req, res, next) => {
+      // A JSON submission (a url) is parsed above and validated by openapi-backend; anything else is a form.
+      if (req.is('application/json')) {
+        next();
+      } else {
+        upload(req, res, next);
+      }
+    },
   );
+  app.use('/jobs', (error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    sendProblem(res, bodyParserError(error), deps.logger, '/jobs');
+  });
   app.use((req, res) => {
     void api
       .handleRequest({ method: req.method, path: req.path, query: req.query as Record<string, string>, headers: req.headers as Record<string, string>, body: req.body as unknown }, req, res)

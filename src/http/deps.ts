@@ -9,6 +9,7 @@ import type { JobEventLog } from '../jobs/job-events.ts';
 import type { Logger } from '../logger.ts';
 import type { Webhooks } from '../webhooks/webhooks.ts';
 import type { ApiKeyVerifier } from './api-keys.ts';
+import type { UrlPolicy } from '../net/url-policy.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
 
 export interface ApiDeps {
@@ -26,4 +27,6 @@ export interface ApiDeps {
   idempotencyTtlSeconds: number;
   jobEvents: JobEventLog;
   webhooks: Webhooks;
+  /** Checks submitted URLs at the door; the worker checks every resolved address again. */
+  urlPolicy: UrlPolicy;
 }

@@ -34,8 +34,8 @@ export function parseIdempotencyKey(header: string | string[] | undefined): stri
   return unquoted;
 }
 
-/** What makes two submissions "the same payload": the file's SHA-256, its name and every field. */
-export function submissionFingerprint(fileSha256: string, fields: Readonly<Record<string, unknown>>): string {
+/** What makes two submissions "the same payload": the file's SHA-256 (null for a URL submission), its name and every field. */
+export function submissionFingerprint(fileSha256: string | null, fields: Readonly<Record<string, unknown>>): string {
   const sorted = Object.keys(fields)
     .sort()
     .map((name) => [name, fields[name]]);

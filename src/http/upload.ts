@@ -48,7 +48,8 @@ export function sanitizeFileName(name: string | undefined): string | null {
 
 interface ParsedForm {
   fields: Record<string, string>;
-  upload: StoredUpload;
+  /** Null for a submission by `url`. */
+  upload: StoredUpload | null;
 }
 
 function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFields: ReadonlySet<string>): Promise<ParsedForm> {
@@ -72,6 +73,21 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
     const fail = (error: AppError): void => {
       failure ??= error;
     };
+    let stopped = false;
+    /**
+     * Answers without reading the rest of the body: the request is unpiped and left paused, so TCP flow control
+     * holds the client back until the error answer (sent with `Connection: close`) ends the connection.
+     */
+    const stopEarly = (error: AppError, output?: NodeJS.WritableStream & { destroy(): void }): void => {
+      if (stopped) {
+        return;
+      }
+      stopped = true;
+      req.unpipe(parser);
+      req.pause();
+      output?.destroy();
+      void rm(target, { force: true }).then(() => reject(error));
+    };
 
     parser.on('field', (name, value, info) => {
       if (!allowedFields.has(name) || name === 'file') {
@@ -91,11 +107,12 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
         return;
       }
       let truncated = false;
-      stream.on('limit', () => {
-        truncated = true;
-      });
       // Piped at once: a listener attached later would miss the chunks that already flowed.
       const output = createWriteStream(target, { flags: 'wx' });
+      stream.on('limit', () => {
+        truncated = true;
+        stopEarly(new AppError('upload_too_large', `The file is larger than the limit of ${maxBytes} bytes.`, { limit_bytes: maxBytes }), output);
+      });
       const hash = createHash('sha256');
       fileWrite = (async () => {
         await pipeline(
@@ -120,9 +137,12 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
     parser.on('partsLimit', () => fail(new AppError('invalid_request', 'The form has too many parts.')));
     parser.on('fieldsLimit', () => fail(new AppError('invalid_request', 'The form has too many fields.')));
     parser.on('error', (error: Error) => {
-      reject(new AppError('invalid_request', `The multipart body is malformed: ${error.message}`));
+      stopEarly(new AppError('invalid_request', `The multipart body is malformed: ${error.message}`));
     });
     parser.on('close', () => {
+      if (stopped) {
+        return;
+      }
       void (async () => {
         let upload: StoredUpload | null = null;
         try {
@@ -133,15 +153,18 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
         if (unknown.length > 0) {
           fail(new AppError('unknown_field', `Unknown form fields: ${unknown.join(', ')}.`, { errors: unknown.map((name) => ({ location: `body.${name}`, message: 'unknown field' })) }));
         }
-        if (!failure && upload === null) {
-          fail(new AppError('missing_file', 'The form needs a file in the field "file".'));
+        if (!failure && upload === null && fields.url === undefined) {
+          fail(new AppError('missing_file', 'The form needs a file in the field "file", or a "url".'));
+        }
+        if (!failure && upload !== null && fields.url !== undefined) {
+          fail(new AppError('invalid_request', 'Send either a file or a url, not both.'));
         }
         if (!failure && upload?.sizeBytes === 0) {
           fail(new AppError('empty_file', 'The uploaded file is empty.'));
         }
-        if (failure || upload === null) {
+        if (failure) {
           await rm(target, { force: true });
-          reject(failure ?? new AppError('missing_file'));
+          reject(failure);
           return;
         }
         resolve({ fields, upload });
@@ -168,12 +191,14 @@ export function multipartUpload(options: {
   uploadsDir: string;
   maxBytes: number;
   allowedFields: ReadonlySet<string>;
+  /** Checks the fields (and the file name as `file`); throws to refuse the form. */
+  validateFields?: (fields: Record<string, string>) => void;
   onError: (res: Response, error: unknown) => void;
 }): RequestHandler {
   return (req: Request, res: Response<unknown, UploadLocals>, next: NextFunction) => {
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     if (!type.startsWith('multipart/form-data')) {
-      options.onError(res, new AppError('unsupported_content_type', 'Send the audio as multipart/form-data with a "file" field.'));
+      options.onError(res, new AppError('unsupported_content_type', 'Send the audio as multipart/form-data with a "file" field, or a url as application/json.'));
       return;
     }
     const declared = Number(req.headers['content-length'] ?? '0');
@@ -187,10 +212,19 @@ export function multipartUpload(options: {
       .then(() => parseForm(req, options.uploadsDir, options.maxBytes, options.allowedFields))
       .then(
       ({ fields, upload }) => {
-        res.locals.upload = upload;
-        // A safety net: error answers discard the upload before they are sent (see `discardUpload`).
-        res.on('close', () => void discardUpload(res));
-        req.body = { ...fields, file: upload.fileName ?? '' };
+        if (upload) {
+          res.locals.upload = upload;
+          // A safety net: error answers discard the upload before they are sent (see `discardUpload`).
+          res.on('close', () => void discardUpload(res));
+        }
+        const body = upload ? { ...fields, file: upload.fileName ?? '' } : fields;
+        try {
+          options.validateFields?.(body);
+        } catch (error) {
+          void discardUpload(res).then(() => options.onError(res, error));
+          return;
+        }
+        req.body = body;
         next();
       },
       (error: unknown) => {

@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { Ffmpeg } from '../audio/ffmpeg.ts';
 import { AppError, isAppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { MediaDownloader } from '../net/media-download.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
 import type { ProgressMessage } from '../transcription/transcribe-task.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
@@ -40,6 +41,8 @@ export interface DispatcherOptions {
   retryBaseMs?: number;
   retryMaxMs?: number;
   random?: () => number;
+  /** Fetches jobs submitted as a URL; without it such jobs fail with `download_failed`. */
+  download?: MediaDownloader;
 }
 
 export interface DispatcherEvents {
@@ -139,8 +142,18 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       if (!model) {
         throw new AppError('model_not_installed', `The model ${job.model} is no longer installed.`);
       }
+      if (job.source_url !== null) {
+        if (!options.download) {
+          throw new AppError('download_failed', 'This server does not download URLs.');
+        }
+        // A previous attempt may have left part of the file.
+        await rm(paths.upload, { force: true });
+        const { bytes } = await options.download(job.source_url, paths.upload, signal);
+        log.info('media downloaded', { size_bytes: bytes });
+      }
       const audio = await ffmpeg.normalize(paths.upload, paths.audio, signal);
       progress = { progress: 0, durationSeconds: audio.durationSeconds };
+      await store.recordMediaStart(job.id, owner, audio.startTimeSeconds);
       await heartbeat();
       const transcript = await pool.run(
         {

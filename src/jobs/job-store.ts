@@ -33,6 +33,9 @@ export interface JobRow {
   updated_at: number;
   started_at: number | null;
   completed_at: number | null;
+  /** The URL to download before decoding, for jobs submitted as a URL. */
+  source_url: string | null;
+  media_start_seconds: number | null;
 }
 
 export interface NewJob {
@@ -43,6 +46,7 @@ export interface NewJob {
   fileName: string | null;
   inputPath: string;
   maxAttempts: number;
+  sourceUrl?: string | null;
 }
 
 export interface JobFailure {
@@ -76,6 +80,8 @@ export interface JobStore {
   /** Requeues (or fails, when attempts are spent) jobs whose lease expired. */
   reapExpired(now: number): Promise<{ id: string; status: JobStatus }[]>;
   remove(id: string): Promise<JobRow | undefined>;
+  /** Records the container's start time once the media has been probed; false when `owner` lost the job. */
+  recordMediaStart(id: string, owner: string, startSeconds: number): Promise<boolean>;
   transcript(id: string): Promise<Transcript | undefined>;
 }
 
@@ -88,9 +94,9 @@ export function createJobStore(db: Database): JobStore {
   return {
     async enqueue(job, now) {
       const rows = await db.writeReturning<JobRow>(
-        `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at)
-         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        [job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now],
+        `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at, source_url)
+         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        [job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now, job.sourceUrl ?? null],
       );
       const row = rows[0];
       if (!row) {
@@ -221,6 +227,14 @@ export function createJobStore(db: Database): JobStore {
     async remove(id) {
       const rows = await db.writeReturning<JobRow>('DELETE FROM jobs WHERE id = ? RETURNING *', [id]);
       return rows[0];
+    },
+
+    async recordMediaStart(id, owner, startSeconds) {
+      const result = await db.write(
+        `UPDATE jobs SET media_start_seconds = ? WHERE id = ? AND lease_owner = ? AND status = 'processing'`,
+        [startSeconds, id, owner],
+      );
+      return result.changes === 1;
     },
 
     async transcript(id) {

@@ -184,7 +184,7 @@ export function createUrlPolicy(options: UrlPolicyOptions): UrlPolicy {
         if (!isAddressAllowed(host)) {
           throw forbidden('The URL points at an address that is not allowed.');
         }
-      } else if (!frozen.allowPrivateNetworks && (host === 'localhost' || host.endsWith('.localhost'))) {
+      } else if (!frozen.allowPrivateNetworks && /(^|\.)localhost\.*$/.test(host)) {
         throw forbidden('The URL points at the local host.');
       }
       return url;

@@ -1,31 +1,42 @@
 /**
  * @module http/handlers/create-job
- * `POST /jobs`: the upload is already on disk (see `http/upload.ts`); check the model and language against
- * what is installed, enqueue, answer 202 at once.
+ * `POST /jobs`: the upload is already on disk (see `http/upload.ts`), or a URL was given for the worker to
+ * download; check the URL, the model and the language, enqueue, answer 202 at once.
  */
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 
 import { AppError } from '../../errors.ts';
+import { jobPaths } from '../../jobs/dispatcher.ts';
+import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
 import type { ApiDeps } from '../deps.ts';
+import { jobWebhookView } from '../delivery-view.ts';
+import type { IdempotencyLocals } from '../idempotency.ts';
+import { submissionFingerprint } from '../idempotency.ts';
 import { jobView } from '../job-view.ts';
 import type { OperationHandler, Schemas } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 import type { UploadLocals } from '../upload.ts';
-import type { IdempotencyLocals } from '../idempotency.ts';
-import { submissionFingerprint } from '../idempotency.ts';
-import { jobWebhookView } from '../delivery-view.ts';
-import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
+import { sanitizeFileName } from '../upload.ts';
+
+/** The last path segment of a URL as a display name, sanitized like an upload's. */
+function urlFileName(url: URL | null): string | null {
+  const last = url?.pathname.split('/').pop() ?? '';
+  try {
+    return sanitizeFileName(decodeURIComponent(last));
+  } catch {
+    return sanitizeFileName(last);
+  }
+}
 
 export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
   return async (c, req, res) => {
     const locals = res.locals as UploadLocals & IdempotencyLocals;
     const upload = locals.upload;
-    if (!upload) {
-      throw new AppError('unsupported_content_type', 'Send the audio as multipart/form-data with a "file" field.');
-    }
-    const body = c.request.requestBody as Schemas['JobSubmission'];
-    const fingerprint = submissionFingerprint(upload.sha256, req.body as Record<string, unknown>);
+    const body = c.request.requestBody as Schemas['JobSubmission'] | Schemas['JobUrlSubmission'];
     const idempotency = locals.idempotency;
+    // The file's bytes stand for the file; a URL submission is all fields.
+    const fingerprint = submissionFingerprint(upload?.sha256 ?? null, req.body as Record<string, unknown>);
     if (idempotency?.claim.kind === 'done') {
       if (idempotency.claim.fingerprint !== fingerprint) {
         throw new AppError('idempotency_key_mismatch', 'This Idempotency-Key was used for a submission with another file or other fields.');
@@ -34,6 +45,11 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
       res.setHeader('Location', `/jobs/${idempotency.claim.jobId}`);
       res.status(idempotency.claim.status).type('application/json').send(idempotency.claim.body);
       return;
+    }
+    // Refused here when the URL alone decides it; where it resolves and redirects is checked by the worker.
+    const sourceUrl = body.url === undefined || upload ? null : deps.urlPolicy.checkUrl(body.url);
+    if (!upload && sourceUrl === null) {
+      throw new AppError('missing_file', 'Send a file in the field "file", or a url.');
     }
     const modelName = body.model ?? deps.defaultModel;
     const { models } = await deps.models.scan();
@@ -57,15 +73,17 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
     if (webhookUrl !== null) {
       await deps.webhooks.checkUrl(webhookUrl);
     }
+    const id = upload?.id ?? randomUUID();
     const row = await deps.store.enqueue(
       {
-        id: upload.id,
+        id,
         model: model.name,
         language,
         task,
-        fileName: upload.fileName,
-        inputPath: path.relative(deps.dataDir, upload.path),
+        fileName: upload ? upload.fileName : urlFileName(sourceUrl),
+        inputPath: path.relative(deps.dataDir, upload?.path ?? jobPaths(deps.dataDir, id).upload),
         maxAttempts: deps.maxAttempts,
+        sourceUrl: sourceUrl?.href ?? null,
       },
       deps.clock.now(),
     );
@@ -78,7 +96,7 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
     if (idempotency?.claim.kind === 'owner') {
       await deps.idempotency.complete(idempotency.scope, idempotency.key, { fingerprint, jobId: row.id, status: 202, body: JSON.stringify(view) });
     }
-    deps.logger.info('job accepted', { job_id: row.id, model: row.model, size_bytes: upload.sizeBytes });
+    deps.logger.info('job accepted', upload ? { job_id: row.id, model: row.model, size_bytes: upload.sizeBytes } : { job_id: row.id, model: row.model, source_host: sourceUrl?.host });
     deps.dispatcher.notify();
     res.setHeader('Location', `/jobs/${row.id}`);
     sendJson(res, 'createJob', 202, view);

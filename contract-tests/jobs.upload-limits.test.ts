@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readdir } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { startServer } from './support/harness.ts';
+import type { TestServer } from './support/harness.ts';
+
+describe('upload limits', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ CESAR_MAX_UPLOAD_SIZE_MB: '1' });
+  });
+  after(() => server.close());
+
+  test('an upload over the limit is answered 413 while the client is still sending, and nothing is kept', async () => {
+    const { hostname, port } = new URL(server.client.baseUrl);
+    // Chunked, so no Content-Length gives the size away: only counting the streamed bytes can stop it.
+    const request = http.request({
+      host: hostname,
+      port,
+      method: 'POST',
+      path: '/jobs',
+      headers: { 'content-type': 'multipart/form-data; boundary=limit', 'transfer-encoding': 'chunked' },
+    });
+    request.on('error', () => undefined);
+    request.write('--limit\r\ncontent-disposition: form-data; name="file"; filename="big.wav"\r\ncontent-type: audio/wav\r\n\r\n');
+    const chunk = Buffer.alloc(64 * 1024, 3);
+    let sent = 0;
+    const responded = once(request, 'response') as Promise<[http.IncomingMessage]>;
+    let answered = false;
+    void responded.then(() => {
+      answered = true;
+    });
+    // Keep sending, never end the body: the answer must come without the server waiting for the end.
+    while (!answered && sent < 64 * 1024 * 1024) {
+      if (!request.write(chunk)) {
+        await Promise.race([once(request, 'drain'), responded]);
+      }
+      sent += chunk.length;
+    }
+    const [response] = await responded;
+    assert.equal(response.statusCode, 413);
+    assert.equal(response.headers.connection, 'close');
+    let body = '';
+    response.setEncoding('utf8');
+    for await (const text of response) {
+      body += String(text);
+    }
+    assert.equal((JSON.parse(body) as { code: string }).code, 'upload_too_large');
+    assert.ok(sent < 64 * 1024 * 1024, `the server answered after ${sent} bytes, before the body ended`);
+    request.destroy();
+    assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), []);
+  });
+
+  test('a declared length over the limit is refused before the body is read', async () => {
+    const { hostname, port } = new URL(server.client.baseUrl);
+    const request = http.request({
+      host: hostname,
+      port,
+      method: 'POST',
+      path: '/jobs',
+      headers: { 'content-type': 'multipart/form-data; boundary=limit', 'content-length': String(1024 * 1024 * 1024) },
+    });
+    request.on('error', () => undefined);
+    request.write('--limit\r\n');
+    const [response] = (await once(request, 'response')) as [http.IncomingMessage];
+    assert.equal(response.statusCode, 413);
+    response.resume();
+    request.destroy();
+  });
+});
