@@ -100,6 +100,23 @@ describe('Idempotency-Key on POST /jobs', () => {
     assert.equal(created.status, 202);
   });
 
+  test('a URL submission in JSON is fingerprinted by its fields', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const key = randomUUID();
+    const submit = (url: string) =>
+      server.client.post('/jobs', { body: JSON.stringify({ url }), headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key } });
+    const created = await submit('https://example.com/a.ogg');
+    assert.equal(created.status, 202);
+    const again = await submit('https://example.com/a.ogg');
+    assert.equal(again.status, 202);
+    assert.equal((again.json as JobBody).id, (created.json as JobBody).id);
+    const other = await submit('https://example.com/b.ogg');
+    assert.equal(other.status, 422);
+    assert.equal((other.json as { code: string }).code, 'idempotency_key_mismatch');
+  });
+
   test('a key that is not visible ASCII is refused with 400', async () => {
     const response = await server.client.post('/jobs', { body: await jobForm('jfk.ogg'), headers: { 'Idempotency-Key': 'x'.repeat(300) } });
     assert.equal(response.status, 400);
