@@ -128,8 +128,12 @@ describe('webhooks', () => {
     const job = created.json as JobBody & { webhook: { url: string; events: string[]; last_delivery: unknown } };
     assert.deepEqual(job.webhook, { url: hooks.url, events: ['completed', 'failed', 'canceled'], last_delivery: null });
 
-    // Two failed attempts, then the server restarts on the same data directory.
-    await until('two attempts', () => (hooks.received.length >= 2 ? true : undefined));
+    // Two failed attempts recorded, then the server restarts on the same data directory.
+    await until('two recorded attempts', async () => {
+      const response = await server?.client.get(`/jobs/${job.id}/deliveries`);
+      const list = (response?.json as { deliveries: { attempts: number }[] }).deliveries;
+      return (list[0]?.attempts ?? 0) >= 2 ? true : undefined;
+    });
     await server.close();
     server = await startServer({ ...WEBHOOK_ENV, CESAR_DATA_DIR: dir });
     await until('a successful attempt', () => (hooks.received.some((r) => r.answered === 200) ? true : undefined));

@@ -110,15 +110,14 @@ export function createDeliverer(options: DelivererOptions): Deliverer {
         signal: controller.signal,
       });
     } catch (caught) {
-      if (controller.signal.aborted) {
-        // Shutting down: the message stays `delivering` and the next start sends it again.
-        return;
-      }
-      error = caught instanceof Error ? caught.message : 'the request failed';
+      error = controller.signal.aborted ? 'interrupted: the server shut down' : caught instanceof Error ? caught.message : 'the request failed';
       permanent = isAppError(caught) && caught.code === 'url_forbidden';
     }
     const attempt = { attempt: message.attempts + 1, started_at: startedAt, status_code: response?.status ?? null, error, duration_ms: Math.max(0, clock.now() - startedAt) };
-    const outcome = outcomeOf(attempt, response, permanent);
+    // An attempt cut short by shutdown may have reached the receiver: it counts, and the next start sends again.
+    const outcome: AttemptOutcome = controller.signal.aborted && response === null
+      ? { attempt, status: 'pending', nextAttemptAt: clock.now(), disableUrl: false }
+      : outcomeOf(attempt, response, permanent);
     await outbox.finish(message, outcome, clock.now());
     const fields = { attempt: attempt.attempt, status_code: attempt.status_code, error, outcome: outcome.status, next_attempt_at: outcome.nextAttemptAt };
     if (outcome.status === 'succeeded') {
