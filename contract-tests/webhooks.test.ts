@@ -292,6 +292,35 @@ describe('webhooks', () => {
     }
   });
 
+  test('the URL is checked again at delivery: a target the policy no longer allows gets nothing', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const target = await receiver([200]);
+    const dir = await tempDir('cesar-webhooks-recheck-');
+    let local = await startServer({ ...WEBHOOK_ENV, CESAR_DATA_DIR: dir });
+    try {
+      const created = await local.client.post('/jobs', { body: await jobForm('jfk.ogg', { webhook_url: target.url }) });
+      assert.equal(created.status, 202);
+      const id = (created.json as JobBody).id;
+      // Restarted before the job ends, now without the operator's permission for private addresses.
+      await local.close();
+      local = await startServer({ ...WEBHOOK_ENV, CESAR_URL_ALLOW_PRIVATE_NETWORKS: 'false', CESAR_DATA_DIR: dir });
+      const delivery = await until('the delivery to be settled', async () => {
+        const list = ((await local.client.get(`/jobs/${id}/deliveries`)).json as { deliveries: { status: string; attempts: number; attempt_log: { error: string | null }[] }[] }).deliveries;
+        return list[0] && list[0].status !== 'pending' && list[0].status !== 'delivering' ? list[0] : undefined;
+      });
+      assert.equal(delivery.status, 'failed', 'a refused URL is not retried');
+      assert.equal(delivery.attempts, 1);
+      assert.ok(delivery.attempt_log[0]?.error, 'the attempt says why');
+      assert.equal(target.received.length, 0, 'no connection reached the receiver');
+    } finally {
+      await local.close();
+      await target.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a webhook URL the policy refuses, or one on a server without a secret, is refused at submission', async (t) => {
     if (!requireModel(t)) {
       return;

@@ -289,6 +289,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           clearInterval(timer);
         }
       }
+      // A claim already under way still starts its job: wait for it, so that job is stopped and released too
+      // rather than left running against a closed database.
+      while (claiming) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       const all = () => Promise.allSettled([...running.values()].map((entry) => entry.done));
       let graceTimer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<'grace_over'>((resolve) => {
