@@ -115,6 +115,9 @@ export interface paths {
          *
          *     Every event has an `id`; reconnect with `Last-Event-ID` (or the `last_event_id` query parameter) to get only
          *     the events after it. A job that is retried after a crash starts its segments again after a `status` event.
+         *     The stream of a job that is deleted meanwhile ends without a final event. With API keys configured the
+         *     key goes in the `X-API-Key` header, as for every operation (browsers' `EventSource` cannot set headers;
+         *     use a fetch-based client).
          */
         get: operations["getJobEvents"];
         put?: never;
@@ -348,7 +351,10 @@ export interface components {
                 events?: string;
                 deliveries?: string;
             };
-            /** @description The job's webhook and its last delivery; absent when the job has none. */
+            /**
+             * @description The job's webhook and its last delivery, in the answers of `POST /jobs` and `GET /jobs/{id}`; absent
+             *     when the job has none (and in job lists).
+             */
             webhook?: components["schemas"]["JobWebhook"];
         };
         JobWebhook: {
