@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { FIXTURES, requireModel, startServer, TEST_MODEL, waitForJob, words } from './support/harness.ts';
 import type { JobBody, TestServer } from './support/harness.ts';
@@ -18,14 +19,24 @@ interface Problem {
 interface MediaServer {
   port: number;
   connections: number;
+  /** Resolves when a request to `/stall` arrives, then when its connection closes. */
+  stalled: { arrived: Promise<void>; closed: Promise<void> };
   close(): void;
 }
 
 async function mediaServer(): Promise<MediaServer> {
   const speech = await readFile(path.join(FIXTURES, 'intake', 'speech.mp3'));
+  const arrived = Promise.withResolvers<void>();
+  const closed = Promise.withResolvers<void>();
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/';
-    if (url === '/speech.mp3') {
+    if (url === '/stall') {
+      // Half a file, then silence: only an abort ends this download early.
+      res.writeHead(200, { 'content-type': 'audio/mpeg', 'content-length': speech.length });
+      res.write(speech.subarray(0, 1000));
+      req.socket.once('close', () => closed.resolve());
+      arrived.resolve();
+    } else if (url === '/speech.mp3') {
       res.writeHead(200, { 'content-type': 'audio/mpeg', 'content-length': speech.length }).end(speech);
     } else if (url === '/big') {
       res.writeHead(200, { 'content-type': 'audio/mpeg' });
@@ -43,7 +54,15 @@ async function mediaServer(): Promise<MediaServer> {
       res.writeHead(404).end();
     }
   });
-  const state: MediaServer = { port: 0, connections: 0, close: () => server.close() };
+  const state: MediaServer = {
+    port: 0,
+    connections: 0,
+    stalled: { arrived: arrived.promise, closed: closed.promise },
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
   server.on('connection', (socket) => {
     state.connections += 1;
     socket.on('error', () => undefined);
@@ -186,6 +205,20 @@ describe('submitting a URL', () => {
         assert.equal(JSON.stringify(job).includes(server.dataDir), false, 'no server path in the job');
       }
       assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), [], 'partial downloads are removed');
+    });
+
+    test('deleting a job stops its download at once', async () => {
+      const submitted = await server.client.post('/jobs', jsonBody({ url: `http://127.0.0.1:${media.port}/stall` }));
+      assert.equal(submitted.status, 202);
+      await media.stalled.arrived;
+      const deleted = await server.client.request('DELETE', `/jobs/${(submitted.json as JobBody).id}`);
+      assert.equal(deleted.status, 204);
+      // The download's timeout is minutes away: only the job's abort can close this connection now.
+      await media.stalled.closed;
+      while (server.service.dispatcher.running > 0) {
+        await sleep(20);
+      }
+      assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), []);
     });
   });
 });

@@ -4,7 +4,9 @@
  * 1. Upload: starts the real server (`src/main.ts`) in a child process, streams a multipart upload of
  *    BENCH_UPLOAD_MB (default 1024) zero bytes to `POST /jobs`, and reports the throughput and the server's
  *    resident memory growth sampled from /proc during the upload (the goal is under 64 MB: the file must be
- *    streamed to disk, never held in memory).
+ *    streamed to disk, never held in memory). The server inherits NODE_OPTIONS: most of the growth is V8's young
+ *    generation sizing itself to the allocation rate, which `--max-semi-space-size=1` caps; it does not grow
+ *    with the upload (compare BENCH_UPLOAD_MB=256).
  * 2. Normalization: loops the speech fixture into BENCH_AUDIO_SECONDS (default 600) of audio in a few
  *    containers and times `ffmpeg.normalize` on each, in audio seconds decoded per wall-clock second.
  *

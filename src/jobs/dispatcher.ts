@@ -229,12 +229,18 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
   };
 
-  const claimLoop = async (): Promise<void> => {
+  /** The claim loop in progress, if any: `stop()` waits for it so that no claim lands after the database closes. */
+  let claimRun: Promise<void> = Promise.resolve();
+  const claimLoop = (): Promise<void> => {
     if (claiming) {
       wakeAgain = true;
-      return;
+      return claimRun;
     }
     claiming = true;
+    claimRun = claimJobs();
+    return claimRun;
+  };
+  const claimJobs = async (): Promise<void> => {
     try {
       do {
         wakeAgain = false;
@@ -242,6 +248,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           const owner = `${instance}:${randomUUID()}`;
           const job = await store.claim(owner, clock.now(), leaseMs);
           if (!job) {
+            break;
+          }
+          if (!accepting) {
+            // stop() began while this claim was in flight: give the job back rather than run it unobserved.
+            await store.release(job.id, owner, clock.now());
             break;
           }
           events.emit('job:claimed', job);
@@ -289,11 +300,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           clearInterval(timer);
         }
       }
-      // A claim already under way still starts its job: wait for it, so that job is stopped and released too
-      // rather than left running against a closed database.
-      while (claiming) {
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      await claimRun;
       const all = () => Promise.allSettled([...running.values()].map((entry) => entry.done));
       let graceTimer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<'grace_over'>((resolve) => {

@@ -57,26 +57,37 @@ type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | Lo
 /** A `lookup` for `http.request` that refuses the whole name if any of its addresses is refused. */
 function checkedLookup(policy: UrlPolicy, resolver: Resolver) {
   return (hostname: string, options: LookupOneOptions | LookupAllOptions, callback: LookupCallback): void => {
+    const choose = (addresses: LookupAddress[]): LookupAddress[] => {
+      for (const { address } of addresses) {
+        policy.checkAddress(address, hostname);
+      }
+      const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family;
+      const usable = family === 4 || family === 6 ? addresses.filter((entry) => entry.family === family) : addresses;
+      if (usable.length === 0) {
+        throw new AppError('download_failed', `The host ${hostname} has no address.`);
+      }
+      return usable;
+    };
     resolver(hostname).then(
       (addresses) => {
-        for (const { address } of addresses) {
-          policy.checkAddress(address, hostname);
+        let usable: LookupAddress[];
+        try {
+          usable = choose(addresses);
+        } catch (error) {
+          callback(error as AppError, '');
+          return;
         }
-        const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family;
-        const usable = family === 4 || family === 6 ? addresses.filter((entry) => entry.family === family) : addresses;
-        const first = usable[0];
-        if (first === undefined) {
-          throw new AppError('download_failed', `The host ${hostname} has no address.`);
-        }
-        if (options.all === true) {
+        const [first] = usable;
+        if (options.all === true || first === undefined) {
           callback(null, usable);
         } else {
           callback(null, first.address, first.family);
         }
       },
-    ).catch((error: unknown) => {
-      callback(isAppError(error) ? error : new AppError('download_failed', `The host ${hostname} could not be resolved.`, {}, { cause: error }), '');
-    });
+      (error: unknown) => {
+        callback(new AppError('download_failed', `The host ${hostname} could not be resolved.`, {}, { cause: error }), '');
+      },
+    );
   };
 }
 

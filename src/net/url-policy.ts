@@ -121,6 +121,9 @@ export function embeddedIpv4(address: string): string[] {
   if (zeroPrefix && (g5 === 0xffff || g5 === 0)) {
     found.push(ipv4FromBits(g6, g7)); // IPv4-mapped ::ffff:a.b.c.d and the old IPv4-compatible ::a.b.c.d
   }
+  if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0xffff && g5 === 0) {
+    found.push(ipv4FromBits(g6, g7)); // IPv4-translated ::ffff:0:a.b.c.d (SIIT)
+  }
   if (g0 === 0x64 && g1 === 0xff9b) {
     found.push(ipv4FromBits(g6, g7)); // NAT64 64:ff9b::/96 and 64:ff9b:1::/48
   }
