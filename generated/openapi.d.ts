@@ -29,6 +29,14 @@ export interface paths {
          *     loopback, link-local or metadata address, in any notation (422 `url_forbidden`). What can only be known
          *     later (where a name resolves, where a redirect leads, how large the body is) fails the job with
          *     `url_forbidden`, `download_failed` or `download_too_large`.
+         *
+         *     With an `Idempotency-Key` header the submission can be retried safely: the same key with the same payload
+         *     (the file's bytes and every field) answers with the original job, the same key with another payload is
+         *     422 `idempotency_key_mismatch`, and a retry while the first request is still being handled is 409
+         *     `idempotency_key_in_use`. Keys are kept for `CESAR_IDEMPOTENCY_TTL_SECONDS` (24 hours by default).
+         *
+         *     With `webhook_url` (or the server's default URL) the job's events are posted there, signed per Standard
+         *     Webhooks; see the `jobEvent` callback.
          */
         post: operations["createJob"];
         delete?: never;
@@ -111,6 +119,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jobs/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Follow a job live (Server-Sent Events)
+         * @description A `text/event-stream` of the job's events, oldest first, ending once the job has ended:
+         *
+         *     - `status`: the job's status changed (`JobStatusEvent`); the last event of the stream is a `status` event
+         *       with `completed`, `failed` or `canceled`.
+         *     - `progress`: percent of the audio transcribed (`JobProgressEvent`).
+         *     - `segment`: one finished segment with its text (`Segment`), so a client can show partial results.
+         *
+         *     Every event has an `id`; reconnect with `Last-Event-ID` (or the `last_event_id` query parameter) to get only
+         *     the events after it. A job that is retried after a crash starts its segments again after a `status` event.
+         *     The stream of a job that is deleted meanwhile ends without a final event. With API keys configured the
+         *     key goes in the `X-API-Key` header, as for every operation (browsers' `EventSource` cannot set headers;
+         *     use a fetch-based client).
+         */
+        get: operations["getJobEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        /** The webhook deliveries of a job and their attempts */
+        get: operations["listJobDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+                /** @description The delivery's `id` (its `webhook-id`). */
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a webhook message again
+         * @description Queues the message for delivery now, with the same `webhook-id` (receivers deduplicate on it) and a fresh
+         *     timestamp and signature. A URL that answered 410 is enabled again.
+         */
+        post: operations["redeliverJobWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -150,7 +238,57 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    jobEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A job event (see the `jobEvent` callback of `createJob`)
+         * @description Posted to the job's `webhook_url`, or to the server's default webhook URL, for `completed`, `failed` and
+         *     `canceled` (and `processing` when asked with `webhook_events`). Signed per Standard Webhooks.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description The message id; the same on every retry of one event, so receivers can deduplicate. */
+                    "webhook-id": components["parameters"]["WebhookId"];
+                    /** @description Unix seconds when this attempt was signed. */
+                    "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
+                    /** @description Space-separated `v1,<base64>` signatures, one per active secret. */
+                    "webhook-signature": components["parameters"]["WebhookSignature"];
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["WebhookPayload"];
+                };
+            };
+            responses: {
+                /** @description Acknowledged. */
+                "2XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /** @description Exactly one of `file` and `url`. */
@@ -174,6 +312,14 @@ export interface components {
              *     default (`CESAR_RETENTION_SECONDS`) when absent.
              */
             retention_seconds?: number;
+            /**
+             * Format: uri
+             * @description Where to post the job's events (see the `jobEvent` callback). Must pass the server's URL policy (http or
+             *     https, allowed ports, no private addresses unless the operator allows them); checked again at delivery.
+             */
+            webhook_url?: string;
+            /** @description Comma-separated events to post; `completed,failed,canceled` when absent. */
+            webhook_events?: string;
         };
         /** @description A job whose media the server downloads from `url`. */
         JobUrlSubmission: {
@@ -182,6 +328,8 @@ export interface components {
             language?: components["schemas"]["JobSubmission"]["language"];
             task?: components["schemas"]["Task"];
             retention_seconds?: components["schemas"]["JobSubmission"]["retention_seconds"];
+            webhook_url?: components["schemas"]["JobSubmission"]["webhook_url"];
+            webhook_events?: components["schemas"]["JobSubmission"]["webhook_events"];
         };
         /**
          * Format: uri
@@ -239,7 +387,81 @@ export interface components {
             links: {
                 self: string;
                 result: string;
+                events?: string;
+                deliveries?: string;
             };
+            /**
+             * @description The job's webhook and its last delivery, in the answers of `POST /jobs` and `GET /jobs/{id}`; absent
+             *     when the job has none (and in job lists).
+             */
+            webhook?: components["schemas"]["JobWebhook"];
+        };
+        JobWebhook: {
+            url: string;
+            events: components["schemas"]["WebhookEventType"][];
+            last_delivery: null | components["schemas"]["Delivery"];
+        };
+        /** @enum {string} */
+        WebhookEventType: "processing" | "completed" | "failed" | "canceled";
+        /** @description The body of a webhook message. */
+        WebhookPayload: {
+            /**
+             * @description `job.` and the event.
+             * @enum {string}
+             */
+            type: "job.processing" | "job.completed" | "job.failed" | "job.canceled";
+            /**
+             * Format: date-time
+             * @description When the event happened.
+             */
+            timestamp: string;
+            data: components["schemas"]["Job"];
+        };
+        /**
+         * @description `pending` (waiting for its next attempt), `delivering`, `succeeded`, `failed` (retries exhausted, a 4xx
+         *     answer or a URL the policy refuses) or `disabled` (the URL answered 410).
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "delivering" | "succeeded" | "failed" | "disabled";
+        DeliveryAttempt: {
+            attempt: number;
+            /** Format: date-time */
+            started_at: string;
+            /** @description The receiver's HTTP status; `null` when no answer came. */
+            status_code: number | null;
+            /** @description Why the attempt failed without an answer (timeout, refused by the URL policy...). */
+            error: string | null;
+            duration_ms: number;
+        };
+        /** @description One webhook message (one event) and its delivery state. */
+        Delivery: {
+            /** @description The `webhook-id` of the message. */
+            id: string;
+            event: components["schemas"]["WebhookEventType"];
+            url: string;
+            status: components["schemas"]["DeliveryStatus"];
+            attempts: number;
+            last_status_code: number | null;
+            /** Format: date-time */
+            next_attempt_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            attempt_log?: components["schemas"]["DeliveryAttempt"][];
+        };
+        DeliveryList: {
+            deliveries: components["schemas"]["Delivery"][];
+        };
+        JobStatusEvent: {
+            status: components["schemas"]["JobStatus"];
+            progress: number;
+            error: null | components["schemas"]["JobError"];
+        };
+        JobProgressEvent: {
+            progress: number;
+            processed_seconds: number;
+            duration_seconds: number;
         };
         JobError: {
             code: components["schemas"]["ErrorCode"];
@@ -325,7 +547,7 @@ export interface components {
          * @description The stable, closed set of error codes. Clients may branch on these.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error" | "job_finished" | "queue_full";
+        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error" | "job_finished" | "queue_full" | "unauthorized" | "idempotency_key_mismatch" | "idempotency_key_in_use" | "webhook_url_not_allowed" | "webhooks_not_configured" | "delivery_not_found";
         /** @description An RFC 9457 problem document. */
         Problem: {
             /** @description A URI reference naming the problem type; stable per `code`. */
@@ -347,6 +569,15 @@ export interface components {
         };
     };
     responses: {
+        /** @description The API key is missing or not valid. */
+        Unauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The request is malformed or fails validation. */
         BadRequest: {
             headers: {
@@ -419,6 +650,12 @@ export interface components {
     parameters: {
         /** @description The job id returned by `POST /jobs`. */
         JobId: string;
+        /** @description The message id; the same on every retry of one event, so receivers can deduplicate. */
+        WebhookId: string;
+        /** @description Unix seconds when this attempt was signed. */
+        WebhookTimestamp: string;
+        /** @description Space-separated `v1,<base64>` signatures, one per active secret. */
+        WebhookSignature: string;
     };
     requestBodies: never;
     headers: never;
@@ -453,12 +690,19 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
         };
     };
     createJob: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description A client-chosen unique key for this submission (draft-ietf-httpapi-idempotency-key-header), such as a
+                 *     UUID; a quoted structured-field string is accepted too.
+                 */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -481,6 +725,16 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description A request with the same `Idempotency-Key` is still being handled. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -509,6 +763,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
         };
     };
@@ -532,6 +787,7 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
         };
     };
@@ -557,6 +813,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
         };
@@ -590,8 +847,95 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+        };
+    };
+    getJobEvents: {
+        parameters: {
+            query?: {
+                /** @description Like the `Last-Event-ID` header, for clients that cannot set headers. */
+                last_event_id?: string;
+            };
+            header?: {
+                /** @description The `id` of the last event received; the stream resumes after it. */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    listJobDeliveries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job's webhook messages, oldest first, each with its attempts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    redeliverJobWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+                /** @description The delivery's `id` (its `webhook-id`). */
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The message is queued. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Delivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
         };
     };
     getHealth: {
@@ -641,6 +985,7 @@ export interface operations {
                     "application/json": components["schemas"]["ModelList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
 }

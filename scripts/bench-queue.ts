@@ -11,7 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 
+import { createApiKeyVerifier } from '../src/http/api-keys.ts';
 import { createApp } from '../src/http/app.ts';
+import { createIdempotencyStore } from '../src/jobs/idempotency-store.ts';
+import { createJobEventLog } from '../src/jobs/job-events.ts';
 import { openDatabase } from '../src/jobs/database.ts';
 import { systemClock } from '../src/jobs/dispatcher.ts';
 import { createJobStore } from '../src/jobs/job-store.ts';
@@ -19,6 +22,8 @@ import type { NewJob } from '../src/jobs/job-store.ts';
 import { silentLogger } from '../src/logger.ts';
 import { createUrlPolicy } from '../src/net/url-policy.ts';
 import { createModelCatalog } from '../src/transcription/models.ts';
+import { createWebhookTarget } from '../src/webhooks/webhook-target.ts';
+import { createWebhooks } from '../src/webhooks/webhooks.ts';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 100_000);
 const ENQUEUES = 2000;
@@ -113,6 +118,7 @@ try {
   await Promise.all(racers.map((racer) => racer.close()));
   out(`claim, 4 connections racing: ${claimed} in ${seconds.toFixed(2)} s = ${(claimed / seconds).toFixed(0)} claims/s`);
 
+  const urlPolicy = createUrlPolicy({ allowPrivateNetworks: false, allowedPorts: new Set([80, 443]) });
   const app = await createApp({
     store,
     dispatcher: { notify: () => undefined, abortJob: () => false },
@@ -123,9 +129,20 @@ try {
     defaultModel: 'tiny.en',
     maxAttempts: 3,
     maxUploadBytes: 1024 * 1024,
-    urlPolicy: createUrlPolicy({ allowPrivateNetworks: false, allowedPorts: new Set([80, 443]) }),
+    urlPolicy,
     retentionSeconds: 86_400,
     maxPendingJobs: 1_000_000,
+    apiKeys: createApiKeyVerifier([]),
+    idempotency: createIdempotencyStore(db),
+    idempotencyTtlSeconds: 86_400,
+    jobEvents: createJobEventLog(db, systemClock, () => undefined),
+    webhooks: createWebhooks({
+      db,
+      target: createWebhookTarget(urlPolicy),
+      clock: systemClock,
+      logger: silentLogger,
+      settings: { defaultUrl: null, secrets: [], retryBaseMs: 5000, retryMaxMs: 60_000, maxAttempts: 3, timeoutMs: 15_000 },
+    }),
   });
   const server = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));

@@ -2,6 +2,7 @@
  * @module config
  * Turns the environment into a frozen, typed configuration, or fails with a message that names the variable.
  */
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 
 import { DEFAULT_ALLOWED_PORTS, parsePortList } from './net/url-policy.ts';
@@ -43,6 +44,20 @@ export interface Config {
   readonly retentionSeconds: number;
   /** Past this many pending jobs, `POST /jobs` answers 503 instead of accepting more work. */
   readonly maxPendingJobs: number;
+  /** SHA-256 digests of the accepted API keys; empty: no key needed. The keys themselves are not kept. */
+  readonly apiKeyDigests: readonly Buffer[];
+  /** How long an `Idempotency-Key` of `POST /jobs` is remembered. */
+  readonly idempotencyTtlSeconds: number;
+  /** Webhook URL for jobs that name none; null: only jobs with a `webhook_url` get webhooks. */
+  readonly webhookDefaultUrl: string | null;
+  /** Active `whsec_` signing secrets (one, or two while rotating); every message carries a signature of each. */
+  readonly webhookSecrets: readonly string[];
+  /** First retry delay of a webhook delivery; each later one is 4 times longer, up to `webhookRetryMaxMs`. */
+  readonly webhookRetryBaseMs: number;
+  readonly webhookRetryMaxMs: number;
+  readonly webhookMaxAttempts: number;
+  /** Limit of one webhook request, answer included. */
+  readonly webhookTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -102,12 +117,49 @@ function readPorts(env: Env, name: string, fallback: ReadonlySet<number>): Reado
   }
 }
 
-function readUrl(env: Env, name: string, fallback: string): string {
-  const value = readString(env, name, fallback);
-  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
-    throw new ConfigError(name, `expected an http(s) URL, got ${JSON.stringify(value)}`);
+function readApiKeys(env: Env): Buffer[] {
+  const raw = env.CESAR_API_KEYS ?? '';
+  const entries = raw.split(',').map((entry) => entry.trim()).filter(Boolean);
+  return entries.map((entry) => {
+    const hashed = /^sha256:([0-9a-fA-F]{64})$/.exec(entry);
+    if (hashed?.[1]) {
+      return Buffer.from(hashed[1], 'hex');
+    }
+    if (entry.startsWith('sha256:')) {
+      throw new ConfigError('CESAR_API_KEYS', 'a sha256: entry needs 64 hex digits');
+    }
+    if (entry.length < 16) {
+      // The value is a secret: say what is wrong, never echo it.
+      throw new ConfigError('CESAR_API_KEYS', 'a plain key must have at least 16 characters');
+    }
+    return createHash('sha256').update(entry, 'utf8').digest();
+  });
+}
+
+function readWebhookSecrets(env: Env): string[] {
+  const secrets = (env.CESAR_WEBHOOK_SECRETS ?? '').split(/[\s,]+/).filter(Boolean);
+  if (secrets.length > 2) {
+    throw new ConfigError('CESAR_WEBHOOK_SECRETS', 'at most two secrets (the current one and the next) may be active');
   }
-  return value;
+  for (const secret of secrets) {
+    const match = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(secret);
+    const bytes = match?.[1] ? Buffer.from(match[1], 'base64').length : 0;
+    if (bytes < 24 || bytes > 64) {
+      throw new ConfigError('CESAR_WEBHOOK_SECRETS', 'each secret must be whsec_ followed by base64 of 24 to 64 random bytes');
+    }
+  }
+  return secrets;
+}
+
+function readUrl(env: Env, name: string): string | null {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') {
+    return null;
+  }
+  if (!URL.canParse(raw) || !/^https?:$/.test(new URL(raw).protocol)) {
+    throw new ConfigError(name, `expected an http or https URL, got ${JSON.stringify(raw)}`);
+  }
+  return raw;
 }
 
 /** Reads the configuration from `env` (normally `process.env`); relative paths resolve against `cwd`. */
@@ -122,6 +174,11 @@ export function loadConfig(env: Env, cwd: string): Config {
     throw new ConfigError('CESAR_LOG_FORMAT', `expected json or pretty, got ${JSON.stringify(logFormat)}`);
   }
   const ffmpegPath = env.CESAR_FFMPEG_PATH?.trim();
+  const webhookDefaultUrl = readUrl(env, 'CESAR_WEBHOOK_URL');
+  const webhookSecrets = readWebhookSecrets(env);
+  if (webhookDefaultUrl !== null && webhookSecrets.length === 0) {
+    throw new ConfigError('CESAR_WEBHOOK_URL', 'webhooks are signed: set CESAR_WEBHOOK_SECRETS too');
+  }
   return Object.freeze({
     host,
     port: readInt(env, 'CESAR_PORT', 8000, 0, 65535),
@@ -141,10 +198,18 @@ export function loadConfig(env: Env, cwd: string): Config {
     urlAllowedPorts: readPorts(env, 'CESAR_URL_ALLOWED_PORTS', DEFAULT_ALLOWED_PORTS),
     maxDownloadBytes: readInt(env, 'CESAR_MAX_DOWNLOAD_SIZE_MB', readInt(env, 'CESAR_MAX_UPLOAD_SIZE_MB', 500, 1, 1_000_000), 1, 1_000_000) * 1024 * 1024,
     downloadTimeoutMs: readInt(env, 'CESAR_DOWNLOAD_TIMEOUT_MS', 300_000, 1000, 86_400_000),
-    modelsBaseUrl: readUrl(env, 'CESAR_MODELS_BASE_URL', 'https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/'),
+    modelsBaseUrl: readUrl(env, 'CESAR_MODELS_BASE_URL') ?? 'https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/',
     retryBaseMs: readInt(env, 'CESAR_RETRY_BASE_MS', 5000, 10, 3_600_000),
     retryMaxMs: readInt(env, 'CESAR_RETRY_MAX_MS', 600_000, 10, 86_400_000),
     retentionSeconds: readInt(env, 'CESAR_RETENTION_SECONDS', 7 * 86_400, 1, 315_360_000),
     maxPendingJobs: readInt(env, 'CESAR_MAX_PENDING_JOBS', 10_000, 1, 100_000_000),
+    apiKeyDigests: readApiKeys(env),
+    idempotencyTtlSeconds: readInt(env, 'CESAR_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 30 * 86_400),
+    webhookDefaultUrl,
+    webhookSecrets,
+    webhookRetryBaseMs: readInt(env, 'CESAR_WEBHOOK_RETRY_BASE_MS', 5000, 10, 3_600_000),
+    webhookRetryMaxMs: readInt(env, 'CESAR_WEBHOOK_RETRY_MAX_MS', 6 * 3_600_000, 10, 86_400_000),
+    webhookMaxAttempts: readInt(env, 'CESAR_WEBHOOK_MAX_ATTEMPTS', 12, 1, 100),
+    webhookTimeoutMs: readInt(env, 'CESAR_WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
   });
 }

@@ -42,6 +42,12 @@ export const ERROR_CODES = {
   internal_error: { status: 500, title: 'Internal error', retryable: true },
   job_finished: { status: 409, title: 'The job has already finished', retryable: false },
   queue_full: { status: 503, title: 'The queue is full; try again later', retryable: false },
+  unauthorized: { status: 401, title: 'A valid API key is needed', retryable: false },
+  idempotency_key_mismatch: { status: 422, title: 'The Idempotency-Key was used with another payload', retryable: false },
+  idempotency_key_in_use: { status: 409, title: 'A request with this Idempotency-Key is still being handled', retryable: false },
+  webhook_url_not_allowed: { status: 422, title: 'The webhook URL is not allowed', retryable: false },
+  webhooks_not_configured: { status: 422, title: 'The server has no webhook signing secret configured', retryable: false },
+  delivery_not_found: { status: 404, title: 'The job has no delivery with this id', retryable: false },
 } as const satisfies Record<ErrorCode, ErrorSpec>;
 
 /** An error with a registered code; rendered to problem+json in `src/http/problem.ts` only. */

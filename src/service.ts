@@ -19,6 +19,11 @@ import type { JobStore } from './jobs/job-store.ts';
 import { createRetentionSweeper } from './jobs/retention.ts';
 import type { RetentionSweeper } from './jobs/retention.ts';
 import type { Logger } from './logger.ts';
+import { createApiKeyVerifier } from './http/api-keys.ts';
+import { createIdempotencyStore } from './jobs/idempotency-store.ts';
+import { createJobEventLog } from './jobs/job-events.ts';
+import { createWebhookTarget } from './webhooks/webhook-target.ts';
+import { createWebhooks } from './webhooks/webhooks.ts';
 import { createMediaDownloader } from './net/media-download.ts';
 import { createUrlPolicy } from './net/url-policy.ts';
 import { createModelCatalog } from './transcription/models.ts';
@@ -59,6 +64,25 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     retryMaxMs: config.retryMaxMs,
   });
   const retention = createRetentionSweeper({ store, dataDir: config.dataDir, clock, logger, defaultRetentionSeconds: config.retentionSeconds });
+  const idempotency = createIdempotencyStore(db);
+  // Requests in flight when the previous process stopped will never be answered: free their keys.
+  await idempotency.clearInFlight();
+  await idempotency.purgeExpired(clock.now());
+  const jobEvents = createJobEventLog(db, clock, (error) => logger.error('recording a job event failed', { error }));
+  const webhooks = createWebhooks({
+    db,
+    target: createWebhookTarget(urlPolicy),
+    clock,
+    logger,
+    settings: {
+      defaultUrl: config.webhookDefaultUrl,
+      secrets: config.webhookSecrets,
+      retryBaseMs: config.webhookRetryBaseMs,
+      retryMaxMs: config.webhookRetryMaxMs,
+      maxAttempts: config.webhookMaxAttempts,
+      timeoutMs: config.webhookTimeoutMs,
+    },
+  });
   const app = await createApp({
     store,
     dispatcher,
@@ -69,6 +93,11 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     defaultModel: config.defaultModel,
     maxAttempts: config.maxAttempts,
     maxUploadBytes: config.maxUploadBytes,
+    apiKeys: createApiKeyVerifier(config.apiKeyDigests),
+    idempotency,
+    idempotencyTtlSeconds: config.idempotencyTtlSeconds,
+    jobEvents,
+    webhooks,
     urlPolicy,
     retentionSeconds: config.retentionSeconds,
     maxPendingJobs: config.maxPendingJobs,
@@ -86,6 +115,8 @@ export async function createService(config: Config, logger: Logger, clock: Clock
       await retention.removeOrphans();
       await retention.sweep();
       retention.start();
+      jobEvents.start(dispatcher.events);
+      await webhooks.start(dispatcher.events);
       dispatcher.start();
       return new Promise((resolve, reject) => {
         const listening = app.listen(config.port, config.host, (error?: Error) => {
@@ -108,6 +139,8 @@ export async function createService(config: Config, logger: Logger, clock: Clock
         : Promise.resolve();
       retention.stop();
       await dispatcher.stop(graceMs);
+      jobEvents.stop();
+      await webhooks.stop();
       server?.closeAllConnections();
       await closing;
       await pool.destroy();

@@ -17,7 +17,7 @@ import type { Document, Operation } from 'openapi-backend';
 import { loadSpec } from '../../src/http/app.ts';
 
 type ResponseObject = {
-  content?: Record<string, { schema?: object }>;
+  content?: Record<string, { schema?: object; 'x-sse-events'?: Record<string, object> }>;
   headers?: Record<string, { required?: boolean }>;
 };
 
@@ -53,6 +53,41 @@ function validatorFor(schema: object): ValidateFunction {
   return validate;
 }
 
+export interface ServerSentEvent {
+  id: string | null;
+  event: string;
+  data: string;
+}
+
+/** Parses a `text/event-stream` body (the subset the server writes: id, event, data lines; comments skipped). */
+export function parseEventStream(text: string): ServerSentEvent[] {
+  const events: ServerSentEvent[] = [];
+  for (const block of text.split('\n\n')) {
+    let id: string | null = null;
+    let event = 'message';
+    const data: string[] = [];
+    for (const line of block.split('\n')) {
+      const colon = line.indexOf(':');
+      if (line === '' || colon === 0) {
+        continue;
+      }
+      const field = colon === -1 ? line : line.slice(0, colon);
+      const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'id') {
+        id = value;
+      } else if (field === 'event') {
+        event = value;
+      } else if (field === 'data') {
+        data.push(value);
+      }
+    }
+    if (data.length > 0) {
+      events.push({ id, event, data: data.join('\n') });
+    }
+  }
+  return events;
+}
+
 export interface CheckedResponse {
   status: number;
   headers: Headers;
@@ -82,6 +117,16 @@ export function checkAgainstSpec(method: string, url: URL, response: { status: n
       const validate = validatorFor(media.schema);
       assert.ok(validate(body), `${operationId} ${response.status} body does not match the spec: ${ajv.errorsText(validate.errors)}\n${response.text.slice(0, 500)}`);
     }
+    // An event stream: every event must be one the spec names, its data matching that event's schema.
+    const eventSchemas = media['x-sse-events'];
+    if (contentType === 'text/event-stream' && eventSchemas) {
+      for (const event of parseEventStream(response.text)) {
+        const schema = eventSchemas[event.event];
+        assert.ok(schema, `${operationId} sent an event "${event.event}" the spec does not list`);
+        const validate = validatorFor(schema);
+        assert.ok(validate(JSON.parse(event.data)), `${operationId} event ${event.event} does not match the spec: ${ajv.errorsText(validate.errors)}\n${event.data}`);
+      }
+    }
   }
   for (const [name, header] of Object.entries(declaredResponse.headers ?? {})) {
     if (header.required) {
@@ -104,6 +149,10 @@ export function contractClient(baseUrl: string) {
     const init: RequestInit = { method };
     if (options.body !== undefined) {
       init.body = options.body;
+      if (options.body instanceof ReadableStream) {
+        // fetch needs this to send a streamed request body.
+        (init as RequestInit & { duplex: 'half' }).duplex = 'half';
+      }
     }
     if (options.headers !== undefined) {
       init.headers = options.headers;

@@ -56,7 +56,8 @@ export async function tempDir(prefix = 'cesar-test-'): Promise<string> {
 
 /** Starts a service on a fresh data directory; `env` overrides the configuration, `clock` the system clock. */
 export async function startServer(env: Record<string, string> = {}, clock?: Clock): Promise<TestServer> {
-  const dataDir = await tempDir();
+  // A given CESAR_DATA_DIR is a restart on that directory: `close()` leaves it in place.
+  const dataDir = env.CESAR_DATA_DIR ?? (await tempDir());
   const config = loadConfig(
     {
       CESAR_PORT: '0',
@@ -79,7 +80,9 @@ export async function startServer(env: Record<string, string> = {}, clock?: Cloc
     logs,
     async close() {
       await service.close(0);
-      await rm(dataDir, { recursive: true, force: true });
+      if (env.CESAR_DATA_DIR === undefined) {
+        await rm(dataDir, { recursive: true, force: true });
+      }
     },
   };
 }

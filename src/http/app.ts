@@ -23,6 +23,12 @@ import { deleteJobHandler } from './handlers/delete-job.ts';
 import { getHealthHandler } from './handlers/get-health.ts';
 import { getJobHandler } from './handlers/get-job.ts';
 import { getJobResultHandler } from './handlers/get-job-result.ts';
+import { getJobEventsHandler } from './handlers/get-job-events.ts';
+import { listJobDeliveriesHandler } from './handlers/list-job-deliveries.ts';
+import { redeliverJobWebhookHandler } from './handlers/redeliver-job-webhook.ts';
+import { requireApiKey, unauthorizedError } from './auth.ts';
+import { API_KEY_HEADER } from './api-keys.ts';
+import { idempotencyGate, releaseIdempotencyKey } from './idempotency.ts';
 import { listJobsHandler } from './handlers/list-jobs.ts';
 import { listModelsHandler } from './handlers/list-models.ts';
 import type { OperationHandler, OperationId } from './operation-types.ts';
@@ -88,9 +94,13 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     getJobResult: getJobResultHandler(deps),
     getHealth: getHealthHandler(deps),
     listModels: listModelsHandler(deps),
+    getJobEvents: getJobEventsHandler(deps),
+    listJobDeliveries: listJobDeliveriesHandler(deps),
+    redeliverJobWebhook: redeliverJobWebhookHandler(deps),
   };
   const answerProblem = async (req: Request, res: Response, error: unknown): Promise<void> => {
     await discardUpload(res);
+    await releaseIdempotencyKey(res, deps.idempotency);
     sendProblem(res, error, deps.logger, req.originalUrl);
   };
   for (const [operationId, handler] of Object.entries(handlers)) {
@@ -100,7 +110,11 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
       ),
     );
   }
+  // The express middleware below already refused requests without a valid key; this keeps openapi-backend's
+  // own check (strict mode fails closed) in agreement with it.
+  api.registerSecurityHandler('ApiKey', (c: Context) => deps.apiKeys.verify((c.request.headers as Record<string, string | string[] | undefined>)[API_KEY_HEADER]) !== null);
   api.register({
+    unauthorizedHandler: (_c: Context, req: Request, res: Response) => answerProblem(req, res, unauthorizedError()),
     validationFail: (c: Context, req: Request, res: Response) => {
       const errors = (c.validation.errors ?? []).map((error) => ({
         location: error.instancePath.replace(/^\//, '').replaceAll('/', '.') || 'request',
@@ -133,6 +147,8 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     res.json(spec);
   });
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(spec, { customSiteTitle: 'Cesar API' }));
+  // Everything after this needs a key when keys are configured; the spec and its docs above do not.
+  app.use(requireApiKey({ verifier: deps.apiKeys, api, onError: (res, error) => sendProblem(res, error, deps.logger) }));
   const upload = multipartUpload({
     uploadsDir: `${deps.dataDir}/uploads`,
     maxBytes: deps.maxUploadBytes,
@@ -140,14 +156,26 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     validateFields: validateForm,
     onError: (res, error) => sendProblem(res, error, deps.logger, '/jobs'),
   });
-  app.post('/jobs', queueBackpressure(deps), express.json({ limit: '16kb' }), (req, res, next) => {
-    // A JSON submission (a url) is parsed above and validated by openapi-backend; anything else is a form.
-    if (req.is('application/json')) {
-      next();
-    } else {
-      upload(req, res, next);
-    }
-  });
+  app.post(
+    '/jobs',
+    // The key is claimed before the body is read: a duplicate still uploading is refused at once.
+    idempotencyGate({
+      store: deps.idempotency,
+      clock: deps.clock,
+      ttlMs: deps.idempotencyTtlSeconds * 1000,
+      onError: (res, error) => sendProblem(res, error, deps.logger, '/jobs'),
+    }),
+    queueBackpressure(deps),
+    express.json({ limit: '16kb' }),
+    (req, res, next) => {
+      // A JSON submission (a url) is parsed above and validated by openapi-backend; anything else is a form.
+      if (req.is('application/json')) {
+        next();
+      } else {
+        upload(req, res, next);
+      }
+    },
+  );
   app.use('/jobs', (error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) {
       next(error);

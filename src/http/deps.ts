@@ -4,7 +4,11 @@
  */
 import type { Dispatcher, Clock } from '../jobs/dispatcher.ts';
 import type { JobStore } from '../jobs/job-store.ts';
+import type { IdempotencyStore } from '../jobs/idempotency-store.ts';
+import type { JobEventLog } from '../jobs/job-events.ts';
 import type { Logger } from '../logger.ts';
+import type { Webhooks } from '../webhooks/webhooks.ts';
+import type { ApiKeyVerifier } from './api-keys.ts';
 import type { UrlPolicy } from '../net/url-policy.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
 
@@ -18,6 +22,11 @@ export interface ApiDeps {
   defaultModel: string;
   maxAttempts: number;
   maxUploadBytes: number;
+  apiKeys: ApiKeyVerifier;
+  idempotency: IdempotencyStore;
+  idempotencyTtlSeconds: number;
+  jobEvents: JobEventLog;
+  webhooks: Webhooks;
   /** Checks submitted URLs at the door; the worker checks every resolved address again. */
   urlPolicy: UrlPolicy;
   /** Retention of a job that does not ask for its own. */

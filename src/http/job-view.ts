@@ -27,6 +27,6 @@ export function jobView(row: JobRow): Schemas['Job'] {
     completed_at: terminal ? iso(row.completed_at ?? row.updated_at) : null,
     next_attempt_at: row.status === 'pending' && row.attempts > 0 ? iso(row.run_at) : null,
     expires_at: terminal && row.completed_at !== null && row.retention_seconds !== null ? iso(row.completed_at + row.retention_seconds * 1000) : null,
-    links: { self: `/jobs/${row.id}`, result: `/jobs/${row.id}/result` },
+    links: { self: `/jobs/${row.id}`, result: `/jobs/${row.id}/result`, events: `/jobs/${row.id}/events`, deliveries: `/jobs/${row.id}/deliveries` },
   };
 }

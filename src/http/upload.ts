@@ -4,7 +4,7 @@
  * bodies). The file goes straight to `<uploads>/<job id>`, never into memory, and is cut off at the size limit;
  * the client's file name is kept only as sanitized metadata.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -21,6 +21,8 @@ export interface StoredUpload {
   path: string;
   fileName: string | null;
   sizeBytes: number;
+  /** SHA-256 of the file's bytes (hex), computed while streaming; part of the idempotency fingerprint. */
+  sha256: string;
 }
 
 export interface UploadLocals {
@@ -111,12 +113,22 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
         truncated = true;
         stopEarly(new AppError('upload_too_large', `The file is larger than the limit of ${maxBytes} bytes.`, { limit_bytes: maxBytes }), output);
       });
+      const hash = createHash('sha256');
       fileWrite = (async () => {
-        await pipeline(stream, output);
+        await pipeline(
+          stream,
+          async function* (source: AsyncIterable<Buffer>) {
+            for await (const chunk of source) {
+              hash.update(chunk);
+              yield chunk;
+            }
+          },
+          output,
+        );
         if (truncated) {
           throw new AppError('upload_too_large', `The file is larger than the limit of ${maxBytes} bytes.`, { limit_bytes: maxBytes });
         }
-        return { id, path: target, fileName: sanitizeFileName(info.filename), sizeBytes: output.bytesWritten };
+        return { id, path: target, fileName: sanitizeFileName(info.filename), sizeBytes: output.bytesWritten, sha256: hash.digest('hex') };
       })();
       // Keep the rejection handled until `finish` looks at it.
       fileWrite.catch(() => undefined);

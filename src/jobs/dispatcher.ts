@@ -15,6 +15,7 @@ import { AppError, isAppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { MediaDownloader } from '../net/media-download.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
+import type { ProgressMessage } from '../transcription/transcribe-task.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 import type { JobFailure, JobRow, JobStore } from './job-store.ts';
 
@@ -50,6 +51,8 @@ export interface DispatcherEvents {
   'job:failed': [id: string, failure: JobFailure, willRetry: boolean];
   'job:released': [id: string];
   'job:reaped': [id: string];
+  /** A segment was decoded: its text and how far the job got. */
+  'job:progress': [id: string, message: ProgressMessage];
 }
 
 export interface Dispatcher {
@@ -171,6 +174,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             const percent = message.durationSeconds > 0 ? (100 * message.processedSeconds) / message.durationSeconds : 0;
             // 100 means done; the stored transcript is what completes a job.
             progress = { progress: Math.min(99, Math.round(percent * 10) / 10), durationSeconds: message.durationSeconds };
+            events.emit('job:progress', job.id, message);
           },
         },
       );

@@ -8,7 +8,11 @@ import path from 'node:path';
 
 import { AppError } from '../../errors.ts';
 import { jobPaths } from '../../jobs/dispatcher.ts';
+import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
 import type { ApiDeps } from '../deps.ts';
+import { jobWebhookView } from '../delivery-view.ts';
+import type { IdempotencyLocals } from '../idempotency.ts';
+import { submissionFingerprint } from '../idempotency.ts';
 import { jobView } from '../job-view.ts';
 import type { OperationHandler, Schemas } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
@@ -26,10 +30,22 @@ function urlFileName(url: URL | null): string | null {
 }
 
 export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
-  return async (c, _req, res) => {
-    const locals = res.locals as UploadLocals;
+  return async (c, req, res) => {
+    const locals = res.locals as UploadLocals & IdempotencyLocals;
     const upload = locals.upload;
     const body = c.request.requestBody as Schemas['JobSubmission'] | Schemas['JobUrlSubmission'];
+    const idempotency = locals.idempotency;
+    // The file's bytes stand for the file; a URL submission is all fields.
+    const fingerprint = submissionFingerprint(upload?.sha256 ?? null, req.body as Record<string, unknown>);
+    if (idempotency?.claim.kind === 'done') {
+      if (idempotency.claim.fingerprint !== fingerprint) {
+        throw new AppError('idempotency_key_mismatch', 'This Idempotency-Key was used for a submission with another file or other fields.');
+      }
+      // The original answer, byte for byte; this request's upload is discarded when the answer is sent.
+      res.setHeader('Location', `/jobs/${idempotency.claim.jobId}`);
+      res.status(idempotency.claim.status).type('application/json').send(idempotency.claim.body);
+      return;
+    }
     // Refused here when the URL alone decides it; where it resolves and redirects is checked by the worker.
     const sourceUrl = body.url === undefined || upload ? null : deps.urlPolicy.checkUrl(body.url);
     if (!upload && sourceUrl === null) {
@@ -53,6 +69,10 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
     if (task === 'translate' && !model.multilingual) {
       throw new AppError('unsupported_task', `The model ${model.name} is English-only and cannot translate.`);
     }
+    const webhookUrl = body.webhook_url ?? deps.webhooks.defaultUrl;
+    if (webhookUrl !== null) {
+      await deps.webhooks.checkUrl(webhookUrl);
+    }
     const id = upload?.id ?? randomUUID();
     const row = await deps.store.enqueue(
       {
@@ -69,9 +89,17 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
       deps.clock.now(),
     );
     locals.uploadClaimed = true;
+    const view = jobView(row);
+    if (webhookUrl !== null) {
+      const attached = await deps.webhooks.attach(row.id, webhookUrl, parseWebhookEvents(body.webhook_events));
+      view.webhook = jobWebhookView(attached.webhook, attached.last);
+    }
+    if (idempotency?.claim.kind === 'owner') {
+      await deps.idempotency.complete(idempotency.scope, idempotency.key, { fingerprint, jobId: row.id, status: 202, body: JSON.stringify(view) });
+    }
     deps.logger.info('job accepted', upload ? { job_id: row.id, model: row.model, size_bytes: upload.sizeBytes } : { job_id: row.id, model: row.model, source_host: sourceUrl?.host });
     deps.dispatcher.notify();
     res.setHeader('Location', `/jobs/${row.id}`);
-    sendJson(res, 'createJob', 202, jobView(row));
+    sendJson(res, 'createJob', 202, view);
   };
 }

@@ -5,6 +5,7 @@
 import { AppError } from '../../errors.ts';
 import type { JobRow } from '../../jobs/job-store.ts';
 import type { ApiDeps } from '../deps.ts';
+import { jobWebhookView } from '../delivery-view.ts';
 import { jobView } from '../job-view.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
@@ -19,6 +20,11 @@ export async function findJob(deps: ApiDeps, id: string): Promise<JobRow> {
 
 export function getJobHandler(deps: ApiDeps): OperationHandler<'getJob'> {
   return async (c, _req, res) => {
-    sendJson(res, 'getJob', 200, jobView(await findJob(deps, c.request.params.id)));
+    const view = jobView(await findJob(deps, c.request.params.id));
+    const webhook = await deps.webhooks.jobWebhook(view.id);
+    if (webhook) {
+      view.webhook = jobWebhookView(webhook.webhook, webhook.last);
+    }
+    sendJson(res, 'getJob', 200, view);
   };
 }

@@ -1,0 +1,71 @@
+/**
+ * @module jobs/idempotency-store
+ * Idempotency keys of `POST /jobs`. The claim is one `INSERT ... ON CONFLICT DO NOTHING` on the (scope, key)
+ * primary key, so of two concurrent requests with one key exactly one becomes the owner, whatever the timing.
+ */
+import type { Database } from './database.ts';
+
+export type IdempotencyClaim =
+  | { kind: 'owner' }
+  | { kind: 'in_flight' }
+  | { kind: 'done'; fingerprint: string; status: number; body: string; jobId: string };
+
+interface KeyRow {
+  fingerprint: string | null;
+  job_id: string | null;
+  response_status: number | null;
+  response_body: string | null;
+}
+
+export interface IdempotencyStore {
+  claim(scope: string, key: string, now: number, ttlMs: number): Promise<IdempotencyClaim>;
+  /** Records the owner's answer; later requests with the key get it again. */
+  complete(scope: string, key: string, record: { fingerprint: string; jobId: string; status: number; body: string }): Promise<void>;
+  /** Frees a key whose request failed before it made a job, so that the client may retry with it. */
+  abandon(scope: string, key: string): Promise<void>;
+  /** At start-up: requests in flight died with the previous process. */
+  clearInFlight(): Promise<number>;
+  purgeExpired(now: number): Promise<number>;
+}
+
+export function createIdempotencyStore(db: Database): IdempotencyStore {
+  return {
+    claim(scope, key, now, ttlMs) {
+      return db.transaction(async (tx) => {
+        // Expired keys go here (the index on expires_at makes it cheap), so the table never outgrows the window.
+        await tx.run('DELETE FROM idempotency_keys WHERE expires_at <= ?', [now]);
+        const inserted = await tx.run(
+          `INSERT INTO idempotency_keys (scope, key, created_at, expires_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (scope, key) DO NOTHING`,
+          [scope, key, now, now + ttlMs],
+        );
+        if (inserted.changes === 1) {
+          return { kind: 'owner' } as const;
+        }
+        const row = await tx.get<KeyRow>(
+          'SELECT fingerprint, job_id, response_status, response_body FROM idempotency_keys WHERE scope = ? AND key = ?',
+          [scope, key],
+        );
+        if (!row || row.response_status === null || row.fingerprint === null || row.response_body === null || row.job_id === null) {
+          return { kind: 'in_flight' } as const;
+        }
+        return { kind: 'done', fingerprint: row.fingerprint, status: row.response_status, body: row.response_body, jobId: row.job_id } as const;
+      });
+    },
+    async complete(scope, key, record) {
+      await db.write(
+        'UPDATE idempotency_keys SET fingerprint = ?, job_id = ?, response_status = ?, response_body = ? WHERE scope = ? AND key = ?',
+        [record.fingerprint, record.jobId, record.status, record.body, scope, key],
+      );
+    },
+    async abandon(scope, key) {
+      await db.write('DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND response_status IS NULL', [scope, key]);
+    },
+    async clearInFlight() {
+      return (await db.write('DELETE FROM idempotency_keys WHERE response_status IS NULL')).changes;
+    },
+    async purgeExpired(now) {
+      return (await db.write('DELETE FROM idempotency_keys WHERE expires_at <= ?', [now])).changes;
+    },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * @module jobs/job-events
+ * The per-job event log behind `GET /jobs/{id}/events`: status changes, progress and finished segments, stored
+ * so that a client reconnecting with `Last-Event-ID` gets exactly what it missed. Status events are derived
+ * from the job row (`syncStatus`), so a change made by any code path shows, not only the dispatcher's.
+ */
+import { EventEmitter } from 'node:events';
+
+import type { ProgressMessage } from '../transcription/transcribe-task.ts';
+import type { Database } from './database.ts';
+import type { Clock, DispatcherEvents } from './dispatcher.ts';
+import type { JobRow } from './job-store.ts';
+
+export type JobEventType = 'status' | 'progress' | 'segment';
+
+export interface JobEventRow {
+  seq: number;
+  job_id: string;
+  type: JobEventType;
+  data: string;
+  created_at: number;
+}
+
+export interface JobEventLog {
+  /** Events of a job after `afterSeq`, oldest first. */
+  after(jobId: string, afterSeq: number): Promise<JobEventRow[]>;
+  /** Logs a status event when the job's status differs from the last one logged. */
+  syncStatus(jobId: string): Promise<void>;
+  /** Called whenever a job got new events. */
+  readonly appended: EventEmitter<{ appended: [jobId: string] }>;
+  start(events: EventEmitter<DispatcherEvents>): void;
+  stop(): void;
+}
+
+export function statusEventData(job: JobRow): string {
+  return JSON.stringify({
+    status: job.status,
+    progress: job.status === 'completed' ? 100 : job.progress,
+    error: job.error_code !== null && job.status !== 'completed' ? { code: job.error_code, message: job.error_message ?? '' } : null,
+  });
+}
+
+export function createJobEventLog(db: Database, clock: Clock, onError: (error: unknown) => void): JobEventLog {
+  const appended = new EventEmitter<{ appended: [jobId: string] }>();
+  appended.setMaxListeners(0);
+  const unsubscribe: (() => void)[] = [];
+
+  const syncStatus = async (jobId: string): Promise<void> => {
+    const added = await db.transaction(async (tx) => {
+      const job = await tx.get<JobRow>('SELECT * FROM jobs WHERE id = ?', [jobId]);
+      if (!job) {
+        return false;
+      }
+      const last = await tx.get<{ data: string }>(`SELECT data FROM job_events WHERE job_id = ? AND type = 'status' ORDER BY seq DESC LIMIT 1`, [jobId]);
+      const lastStatus = last ? (JSON.parse(last.data) as { status: string }).status : null;
+      if (lastStatus === job.status) {
+        return false;
+      }
+      await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'status', ?, ?)`, [jobId, statusEventData(job), clock.now()]);
+      return true;
+    });
+    if (added) {
+      appended.emit('appended', jobId);
+    }
+  };
+
+  const onProgress = async (jobId: string, message: ProgressMessage): Promise<void> => {
+    const percent = message.durationSeconds > 0 ? Math.min(99, Math.round((1000 * message.processedSeconds) / message.durationSeconds) / 10) : 0;
+    const now = clock.now();
+    const { id, start, end, text } = message.segment;
+    await db.transaction(async (tx) => {
+      // A job deleted meanwhile has no row to hang events on.
+      if (!(await tx.get('SELECT 1 FROM jobs WHERE id = ?', [jobId]))) {
+        return;
+      }
+      await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'segment', ?, ?)`, [jobId, JSON.stringify({ id, start, end, text }), now]);
+      await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'progress', ?, ?)`, [
+        jobId,
+        JSON.stringify({ progress: percent, processed_seconds: Math.max(0, message.processedSeconds), duration_seconds: Math.max(0, message.durationSeconds) }),
+        now,
+      ]);
+    });
+    appended.emit('appended', jobId);
+  };
+
+  return {
+    after: (jobId, afterSeq) => db.read.all<JobEventRow>('SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq', [jobId, afterSeq]),
+    syncStatus,
+    appended,
+    start(events) {
+      const sync = (jobId: string): void => void syncStatus(jobId).catch(onError);
+      const handlers = {
+        'job:claimed': (job: JobRow) => sync(job.id),
+        'job:completed': sync,
+        'job:failed': sync,
+        'job:released': sync,
+        'job:reaped': sync,
+        'job:progress': (jobId: string, message: ProgressMessage) => void onProgress(jobId, message).catch(onError),
+      };
+      for (const [name, handler] of Object.entries(handlers)) {
+        const listener = handler as (...args: unknown[]) => void;
+        events.on(name as keyof DispatcherEvents, listener);
+        unsubscribe.push(() => events.off(name as keyof DispatcherEvents, listener));
+      }
+    },
+    stop() {
+      for (const off of unsubscribe.splice(0)) {
+        off();
+      }
+    },
+  };
+}
