@@ -22,6 +22,10 @@ export interface Config {
   /** Wall-clock limit of one ffmpeg normalization. */
   readonly ffmpegTimeoutMs: number;
   readonly logFormat: 'json' | 'pretty';
+  /** A worker process is replaced after this many jobs (0: never); the ONNX runtime never returns memory. */
+  readonly workerMaxJobs: number;
+  /** A worker process is replaced once its resident memory passes this (0: never). */
+  readonly workerMaxRssBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -81,5 +85,7 @@ export function loadConfig(env: Env, cwd: string): Config {
     ffmpegPath: ffmpegPath === undefined || ffmpegPath === '' ? null : path.resolve(cwd, ffmpegPath),
     ffmpegTimeoutMs: readInt(env, 'CESAR_FFMPEG_TIMEOUT_MS', 600_000, 1000, 86_400_000),
     logFormat,
+    workerMaxJobs: readInt(env, 'CESAR_WORKER_MAX_JOBS', 100, 0, 1_000_000),
+    workerMaxRssBytes: readInt(env, 'CESAR_WORKER_MAX_RSS_MB', 2048, 0, 1_000_000) * 1024 * 1024,
   });
 }

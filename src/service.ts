@@ -17,6 +17,7 @@ import type { Clock, Dispatcher } from './jobs/dispatcher.ts';
 import { createJobStore } from './jobs/job-store.ts';
 import type { JobStore } from './jobs/job-store.ts';
 import type { Logger } from './logger.ts';
+import { createChecksumCache } from './transcription/checksum-cache.ts';
 import { createModelCatalog } from './transcription/models.ts';
 import { createTranscriptionPool } from './transcription/worker-pool.ts';
 
@@ -37,7 +38,11 @@ export async function createService(config: Config, logger: Logger, clock: Clock
   const db = await openDatabase(path.join(config.dataDir, 'cesar.db'));
   const store = createJobStore(db);
   const models = createModelCatalog(config.modelsDir);
-  const pool = createTranscriptionPool({ workers: config.maxWorkers });
+  const pool = createTranscriptionPool({
+    workers: config.maxWorkers,
+    recycle: { maxJobs: config.workerMaxJobs, maxRssBytes: config.workerMaxRssBytes },
+  });
+  const checksums = createChecksumCache(logger);
   const dispatcher = createDispatcher({
     store,
     pool,
@@ -59,6 +64,9 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     defaultModel: config.defaultModel,
     maxAttempts: config.maxAttempts,
     maxUploadBytes: config.maxUploadBytes,
+    workers: pool,
+    checksums,
+    startedMs: clock.now(),
   });
   let server: Server | null = null;
 

@@ -18,6 +18,7 @@ import type { ApiDeps } from './deps.ts';
 import { createJobHandler } from './handlers/create-job.ts';
 import { deleteJobHandler } from './handlers/delete-job.ts';
 import { getHealthHandler } from './handlers/get-health.ts';
+import { getLivenessHandler } from './handlers/get-liveness.ts';
 import { getJobHandler } from './handlers/get-job.ts';
 import { getJobResultHandler } from './handlers/get-job-result.ts';
 import { listJobsHandler } from './handlers/list-jobs.ts';
@@ -66,6 +67,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     deleteJob: deleteJobHandler(deps),
     getJobResult: getJobResultHandler(deps),
     getHealth: getHealthHandler(deps),
+    getLiveness: getLivenessHandler(deps),
     listModels: listModelsHandler(deps),
   };
   const answerProblem = async (req: Request, res: Response, error: unknown): Promise<void> => {

@@ -5,7 +5,9 @@
 import type { Dispatcher, Clock } from '../jobs/dispatcher.ts';
 import type { JobStore } from '../jobs/job-store.ts';
 import type { Logger } from '../logger.ts';
+import type { ChecksumCache } from '../transcription/checksum-cache.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
+import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 
 export interface ApiDeps {
   store: JobStore;
@@ -17,4 +19,9 @@ export interface ApiDeps {
   defaultModel: string;
   maxAttempts: number;
   maxUploadBytes: number;
+  /** What the worker processes report about themselves (loaded model, memory). */
+  workers: Pick<TranscriptionPool, 'workers' | 'recycled'>;
+  checksums: ChecksumCache;
+  /** When the service started, for the liveness answer. */
+  startedMs: number;
 }

@@ -16,6 +16,7 @@ import type { Logger } from '../logger.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 import type { JobFailure, JobRow, JobStore } from './job-store.ts';
+import { createProgressReporter } from './progress-reporter.ts';
 
 export interface Clock {
   now(): number;
@@ -139,6 +140,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const audio = await ffmpeg.normalize(paths.upload, paths.audio, signal);
       progress = { progress: 0, durationSeconds: audio.durationSeconds };
       await heartbeat();
+      const reporter = createProgressReporter(store, job.id, owner, clock, log);
       const transcript = await pool.run(
         {
           pcmPath: paths.audio,
@@ -146,6 +148,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           vadModel: scan.vadModel,
           language: job.language,
           task: job.task,
+          wordTimestamps: job.timestamp_granularity !== 'segment' && model.wordTimestamps,
         },
         {
           signal,
@@ -153,9 +156,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             const percent = message.durationSeconds > 0 ? (100 * message.processedSeconds) / message.durationSeconds : 0;
             // 100 means done; the stored transcript is what completes a job.
             progress = { progress: Math.min(99, Math.round(percent * 10) / 10), durationSeconds: message.durationSeconds };
+            reporter.report(progress.progress, message.processedSeconds);
           },
         },
       );
+      await reporter.settled();
       signal.throwIfAborted();
       if (await store.complete(job.id, owner, clock.now(), transcript)) {
         log.info('job completed', {

@@ -33,7 +33,12 @@ export interface JobRow {
   updated_at: number;
   started_at: number | null;
   completed_at: number | null;
+  timestamp_granularity: TimestampGranularity | null;
+  processed_seconds: number;
+  speed: number | null;
 }
+
+export type TimestampGranularity = 'segment' | 'word';
 
 export interface NewJob {
   id: string;
@@ -43,6 +48,7 @@ export interface NewJob {
   fileName: string | null;
   inputPath: string;
   maxAttempts: number;
+  timestampGranularity?: TimestampGranularity | null;
 }
 
 export interface JobFailure {
@@ -77,6 +83,17 @@ export interface JobStore {
   reapExpired(now: number): Promise<{ id: string; status: JobStatus }[]>;
   remove(id: string): Promise<JobRow | undefined>;
   transcript(id: string): Promise<Transcript | undefined>;
+  /** Records how much audio is transcribed and how fast; false when `owner` no longer holds the job. */
+  recordProgress(id: string, owner: string, now: number, progress: TranscriptionProgress): Promise<boolean>;
+  /** 1 for the pending job that runs next, in claim order; null for a job that is not pending. */
+  queuePosition(job: JobRow): Promise<number | null>;
+}
+
+export interface TranscriptionProgress {
+  progress: number;
+  processedSeconds: number;
+  /** Audio seconds per wall second. */
+  speed: number | null;
 }
 
 export interface JobProgress {
@@ -88,9 +105,9 @@ export function createJobStore(db: Database): JobStore {
   return {
     async enqueue(job, now) {
       const rows = await db.writeReturning<JobRow>(
-        `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at)
-         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        [job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now],
+        `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at, timestamp_granularity)
+         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        [job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now, job.timestampGranularity ?? null],
       );
       const row = rows[0];
       if (!row) {
@@ -226,6 +243,28 @@ export function createJobStore(db: Database): JobStore {
     async transcript(id) {
       const row = await db.read.get<{ body: string }>('SELECT body FROM transcripts WHERE job_id = ?', [id]);
       return row ? (JSON.parse(row.body) as Transcript) : undefined;
+    },
+
+    async recordProgress(id, owner, now, progress) {
+      const result = await db.write(
+        `UPDATE jobs SET progress = MAX(progress, ?), processed_seconds = MAX(processed_seconds, ?), speed = ?, updated_at = ?
+          WHERE id = ? AND lease_owner = ? AND status = 'processing'`,
+        [progress.progress, progress.processedSeconds, progress.speed, now, id, owner],
+      );
+      return result.changes === 1;
+    },
+
+    async queuePosition(job) {
+      if (job.status !== 'pending') {
+        return null;
+      }
+      // The claim order: run_at, then seq.
+      const row = await db.read.get<{ ahead: number }>(
+        `SELECT COUNT(*) AS ahead FROM jobs
+          WHERE status = 'pending' AND (run_at < ? OR (run_at = ? AND seq < ?))`,
+        [job.run_at, job.run_at, job.seq],
+      );
+      return (row?.ahead ?? 0) + 1;
     },
   };
 }

@@ -11,6 +11,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 
+import { collapseLoops, isOnlyCaption } from './hallucination-guard.ts';
 import type { Transcript, TranscriptSegment, TranscriptWord } from './transcript.ts';
 
 const require = createRequire(import.meta.url);
@@ -37,6 +38,28 @@ export interface TranscribeTaskInput {
   vadModel: string | null;
   language: string | null;
   task: 'transcribe' | 'translate';
+  /** Word timestamps asked for (only when the model supports them; the submission refuses otherwise). */
+  wordTimestamps: boolean;
+}
+
+/** What the worker process reports about itself; the pool decides from it when to recycle the process. */
+export interface WorkerReport {
+  pid: number;
+  /** The model loaded in this process now. */
+  model: string | null;
+  rssBytes: number;
+  /** The most this process has ever held, from the kernel's maxrss. */
+  peakRssBytes: number;
+  jobs: number;
+}
+
+export interface TaskOutput {
+  transcript: Transcript;
+  worker: WorkerReport;
+  /** Wall time spent inside the recognizer's decode calls, for the overhead benchmark. */
+  recognizerMs: number;
+  /** Wall time of the whole task in this process. */
+  taskMs: number;
 }
 
 /** Sent to the parent after every decoded segment. */
@@ -44,7 +67,8 @@ export interface ProgressMessage {
   type: 'cesar:progress';
   processedSeconds: number;
   durationSeconds: number;
-  segment: TranscriptSegment;
+  segment: TranscriptSegment | null;
+  worker: WorkerReport;
 }
 
 interface SherpaResult {
@@ -91,12 +115,25 @@ function taskError(code: 'transcription_failed' | 'unsupported_language' | 'unsu
 }
 
 /** Recognizers stay loaded between jobs; a job for another model or settings swaps the loaded one. */
-let loaded: { key: string; recognizer: SherpaRecognizer } | null = null;
+let loaded: { key: string; model: string; recognizer: SherpaRecognizer } | null = null;
+let jobsDone = 0;
+
+function workerReport(): WorkerReport {
+  return {
+    pid: process.pid,
+    model: loaded?.model ?? null,
+    rssBytes: process.memoryUsage.rss(),
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    jobs: jobsDone,
+  };
+}
 
 async function recognizerFor(input: TranscribeTaskInput): Promise<SherpaRecognizer> {
   const { model } = input;
   const language = model.multilingual ? (input.language ?? '') : '';
-  const key = JSON.stringify([model.encoder, model.decoder, language, input.task]);
+  // Token timestamps whenever the model has them: they place segment boundaries even when words are not kept.
+  const timestamps = model.wordTimestamps;
+  const key = JSON.stringify([model.encoder, model.decoder, language, input.task, timestamps]);
   if (loaded?.key === key) {
     return loaded.recognizer;
   }
@@ -110,7 +147,7 @@ async function recognizerFor(input: TranscribeTaskInput): Promise<SherpaRecogniz
         task: input.task,
         tailPaddings: -1,
         // Numbers, not booleans: the addon ignores `true`.
-        enableTokenTimestamps: model.wordTimestamps ? 1 : 0,
+        enableTokenTimestamps: timestamps ? 1 : 0,
       },
       tokens: model.tokens,
       numThreads: 1,
@@ -119,7 +156,7 @@ async function recognizerFor(input: TranscribeTaskInput): Promise<SherpaRecogniz
     },
     decodingMethod: 'greedy_search',
   });
-  loaded = { key, recognizer };
+  loaded = { key, model: model.name, recognizer };
   return recognizer;
 }
 
@@ -149,16 +186,19 @@ async function decodeResult(recognizer: SherpaRecognizer, samples: Float32Array)
   }
 }
 
+interface DecodedWord {
+  word: string;
+  start: number | null;
+  end: number | null;
+}
+
 /** Groups tokens into words: a token that starts with a space starts a new word; others extend the last one. */
-function wordsOf(result: SherpaResult, offsetSeconds: number, endSeconds: number): TranscriptWord[] {
-  const words: TranscriptWord[] = [];
+function wordsOf(result: SherpaResult, offsetSeconds: number, endSeconds: number): DecodedWord[] {
+  const words: DecodedWord[] = [];
   result.tokens.forEach((token, index) => {
     const start = result.timestamps[index];
-    if (start === undefined) {
-      return;
-    }
-    const absoluteStart = Math.min(offsetSeconds + start, endSeconds);
-    const absoluteEnd = Math.min(absoluteStart + (result.durations[index] ?? 0), endSeconds);
+    const absoluteStart = start === undefined ? null : Math.min(offsetSeconds + start, endSeconds);
+    const absoluteEnd = absoluteStart === null ? null : Math.min(absoluteStart + (result.durations[index] ?? 0), endSeconds);
     const last = words.at(-1);
     if (last === undefined || token.startsWith(' ')) {
       if (token.trim().length > 0) {
@@ -166,18 +206,67 @@ function wordsOf(result: SherpaResult, offsetSeconds: number, endSeconds: number
       }
     } else {
       last.word += token;
-      last.end = Math.max(last.end, absoluteEnd);
+      if (absoluteEnd !== null) {
+        last.end = Math.max(last.end ?? absoluteEnd, absoluteEnd);
+      }
     }
   });
-  // Timestamps come in token order; keep words monotonic even when the aligner hesitates.
-  for (let i = 1; i < words.length; i++) {
-    const previous = words[i - 1];
-    const word = words[i];
-    if (previous && word && word.start < previous.end) {
-      previous.end = Math.max(previous.start, word.start);
+  return words;
+}
+
+function timedWords(words: readonly DecodedWord[]): TranscriptWord[] {
+  const timed: TranscriptWord[] = [];
+  for (const { word, start, end } of words) {
+    if (start !== null && end !== null) {
+      timed.push({ word, start, end });
     }
   }
-  return words;
+  // Timestamps come in token order; keep words monotonic even when the aligner hesitates.
+  for (let i = 1; i < timed.length; i++) {
+    const previous = timed[i - 1];
+    const word = timed[i];
+    if (previous && word) {
+      word.start = Math.max(word.start, previous.start);
+      word.end = Math.max(word.end, word.start);
+      if (word.start < previous.end) {
+        previous.end = word.start;
+      }
+    }
+  }
+  return timed;
+}
+
+/** A pause at least this long between two words starts a new segment. */
+const SEGMENT_PAUSE_SECONDS = 0.8;
+/** Past this length a segment also ends at the end of a sentence. */
+const SENTENCE_SEGMENT_SECONDS = 4;
+
+/** Splits the words of one decoded window into segments at pauses and, once long enough, at sentence ends. */
+function splitAtPauses(words: readonly TranscriptWord[]): { start: number; end: number; text: string; words: TranscriptWord[] }[] {
+  const groups: TranscriptWord[][] = [];
+  let current: TranscriptWord[] = [];
+  for (const word of words) {
+    const previous = current.at(-1);
+    const first = current[0];
+    if (
+      previous &&
+      first &&
+      (word.start - previous.end >= SEGMENT_PAUSE_SECONDS || (/[.?!。？！]["')\]]?$/u.test(previous.word) && previous.end - first.start >= SENTENCE_SEGMENT_SECONDS))
+    ) {
+      groups.push(current);
+      current = [];
+    }
+    current.push(word);
+  }
+  if (current.length > 0) {
+    groups.push(current);
+  }
+  return groups.map((group) => ({
+    start: group[0]?.start ?? 0,
+    end: Math.max(group.at(-1)?.end ?? 0, group[0]?.start ?? 0),
+    text: group.map((word) => word.word).join(' '),
+    words: group,
+  }));
 }
 
 /** Yields the float samples of a raw s16le file in chunks of about one second, reading as it goes. */
@@ -335,12 +424,15 @@ async function decodeSpeechWindows(
   await decodePending();
 }
 
-export default async function transcribe(input: TranscribeTaskInput): Promise<Transcript> {
+export default async function transcribe(input: TranscribeTaskInput): Promise<TaskOutput> {
+  const taskStarted = performance.now();
   guard(input);
   const recognizer = await recognizerFor(input);
   const durationSeconds = (await stat(input.pcmPath)).size / 2 / SAMPLE_RATE;
   const segments: TranscriptSegment[] = [];
+  /** Samples of decoded windows that gave text, per language the engine reported for them. */
   const languages = new Map<string, number>();
+  let recognizerMs = 0;
 
   const decodeSpan = async (startSample: number, samples: Float32Array): Promise<void> => {
     let offset = startSample;
@@ -351,23 +443,29 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Tr
       if (window.length < MIN_DECODE_SAMPLES) {
         continue;
       }
+      const decodeStarted = performance.now();
       const result = await decodeResult(recognizer, window);
-      const text = result.text.trim();
-      if (result.lang) {
-        languages.set(result.lang, (languages.get(result.lang) ?? 0) + window.length);
+      recognizerMs += performance.now() - decodeStarted;
+      const decoded = wordsOf(result, start, end);
+      const kept = collapseLoops(decoded);
+      const text = kept.length === decoded.length ? result.text.trim() : kept.map((word) => word.word).join(' ');
+      let segment: TranscriptSegment | null = null;
+      if (text.length > 0 && !isOnlyCaption(text)) {
+        if (result.lang) {
+          languages.set(result.lang, (languages.get(result.lang) ?? 0) + window.length);
+        }
+        const timed = timedWords(kept);
+        const pieces = timed.length === kept.length && timed.length > 0 ? splitAtPauses(timed) : [{ start, end, text, words: [] }];
+        for (const piece of pieces) {
+          if (isOnlyCaption(piece.text)) {
+            continue;
+          }
+          segment = { id: segments.length, ...piece, words: input.wordTimestamps && timed.length > 0 ? piece.words : null };
+          segments.push(segment);
+        }
       }
-      if (text.length > 0) {
-        const segment: TranscriptSegment = {
-          id: segments.length,
-          start,
-          end,
-          text,
-          words: input.model.wordTimestamps ? wordsOf(result, start, end) : null,
-        };
-        segments.push(segment);
-        const message: ProgressMessage = { type: 'cesar:progress', processedSeconds: end, durationSeconds, segment };
-        process.send?.(message);
-      }
+      const message: ProgressMessage = { type: 'cesar:progress', processedSeconds: end, durationSeconds, segment, worker: workerReport() };
+      process.send?.(message);
     }
   };
 
@@ -389,10 +487,29 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Tr
     await decodeSpan(decodedUntil, audio.slice(decodedUntil, audio.end));
   }
 
-  const detected = [...languages.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  jobsDone++;
   return {
-    language: input.language ?? (input.model.multilingual ? (detected ?? 'en') : 'en'),
-    durationSeconds,
-    segments,
+    transcript: { ...transcriptLanguage(input, languages), durationSeconds, segments },
+    worker: workerReport(),
+    recognizerMs,
+    taskMs: performance.now() - taskStarted,
   };
+}
+
+/**
+ * The language of the transcript. The engine detects a language per window and gives no probability, so the
+ * confidence is the share of transcribed audio whose windows agreed on the language chosen: 1 when every
+ * window did, null when nothing was detected (a forced language, an English-only model, no speech).
+ */
+function transcriptLanguage(input: TranscribeTaskInput, languages: ReadonlyMap<string, number>): Pick<Transcript, 'language' | 'languageConfidence'> {
+  if (input.language !== null || !input.model.multilingual) {
+    return { language: input.language ?? 'en', languageConfidence: null };
+  }
+  const ranked = [...languages.entries()].sort((a, b) => b[1] - a[1]);
+  const total = ranked.reduce((sum, [, samples]) => sum + samples, 0);
+  const best = ranked[0];
+  if (!best || total === 0) {
+    return { language: 'en', languageConfidence: null };
+  }
+  return { language: best[0], languageConfidence: Math.round((best[1] / total) * 1000) / 1000 };
 }

@@ -38,6 +38,12 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
     if (task === 'translate' && !model.multilingual) {
       throw new AppError('unsupported_task', `The model ${model.name} is English-only and cannot translate.`);
     }
+    const granularity = body.timestamp_granularity ?? null;
+    if (granularity === 'word' && !model.wordTimestamps) {
+      throw new AppError('word_timestamps_unsupported', `The model ${model.name} has no alignment heads, so it cannot time words; ask for segment timestamps or another model.`, {
+        installed_models: models.filter((candidate) => candidate.wordTimestamps).map((candidate) => candidate.name),
+      });
+    }
     const row = await deps.store.enqueue(
       {
         id: upload.id,
@@ -47,6 +53,7 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
         fileName: upload.fileName,
         inputPath: path.relative(deps.dataDir, upload.path),
         maxAttempts: deps.maxAttempts,
+        timestampGranularity: granularity,
       },
       deps.clock.now(),
     );
@@ -54,6 +61,6 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
     deps.logger.info('job accepted', { job_id: row.id, model: row.model, size_bytes: upload.sizeBytes });
     deps.dispatcher.notify();
     res.setHeader('Location', `/jobs/${row.id}`);
-    sendJson(res, 'createJob', 202, jobView(row));
+    sendJson(res, 'createJob', 202, jobView(row, { queuePosition: await deps.store.queuePosition(row) }, deps.clock.now()));
   };
 }

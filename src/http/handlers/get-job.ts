@@ -19,6 +19,7 @@ export async function findJob(deps: ApiDeps, id: string): Promise<JobRow> {
 
 export function getJobHandler(deps: ApiDeps): OperationHandler<'getJob'> {
   return async (c, _req, res) => {
-    sendJson(res, 'getJob', 200, jobView(await findJob(deps, c.request.params.id)));
+    const job = await findJob(deps, c.request.params.id);
+    sendJson(res, 'getJob', 200, jobView(job, { queuePosition: await deps.store.queuePosition(job) }, deps.clock.now()));
   };
 }
