@@ -337,9 +337,14 @@ class SampleHistory {
 }
 
 /** Speech found by the VAD is padded by this much on each side: its onset detection clips soft first words. */
-const SPEECH_PAD_SAMPLES = Math.round(0.4 * SAMPLE_RATE);
-/** A gap shorter than this between two windows is decoded too rather than skipped. */
-const JOIN_GAP_SAMPLES = Math.round(1.5 * SAMPLE_RATE);
+const SPEECH_PAD_SAMPLES = Math.round(0.5 * SAMPLE_RATE);
+/** A gap shorter than this between two windows (or before the first) is decoded too rather than skipped. */
+const JOIN_GAP_SAMPLES = Math.round(3 * SAMPLE_RATE);
+/**
+ * The VAD dates a speech onset from the end of the buffer it was given, so it is fed one model window at a
+ * time: fed a second at once, onsets came up to a second late and first words were cut.
+ */
+const VAD_FEED_SAMPLES = 512;
 /** Audio kept for building windows; a speech span reaching further back is taken from the VAD's own copy. */
 const HISTORY_SAMPLES = 120 * SAMPLE_RATE;
 
@@ -411,8 +416,10 @@ async function decodeSpeechWindows(
   };
   for await (const chunk of pcmChunks(pcmPath)) {
     audio.push(chunk);
-    vad.acceptWaveform(chunk);
-    await drain();
+    for (let offset = 0; offset < chunk.length; offset += VAD_FEED_SAMPLES) {
+      vad.acceptWaveform(chunk.subarray(offset, offset + VAD_FEED_SAMPLES));
+      await drain();
+    }
     if (pending !== null && audio.end - pending.start > maxWindow + SPEECH_PAD_SAMPLES) {
       // No speech can join the pending window any more once the audio has moved past its limit.
       await decodePending();
