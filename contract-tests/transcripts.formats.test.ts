@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { parse as parseSubtitles } from '@plussub/srt-vtt-parser';
+import { parse } from '@plussub/srt-vtt-parser';
 
 import { wordErrorRate } from './support/audio.ts';
 import { jobForm, requireModel, startServer, TEST_MODEL, waitForJob, words } from './support/harness.ts';
 import type { JobBody, TestServer } from './support/harness.ts';
+
+// The package's declaration file imports './types' without an extension, which NodeNext resolution cannot follow.
+const parseSubtitles = parse as (raw: string) => { entries: { id: string; from: number; to: number; text: string }[] };
 
 /** Real recordings committed as fixtures (see fixtures/README.md), with their reference transcripts. */
 const REFERENCES: Record<string, string> = {

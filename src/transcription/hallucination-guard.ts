@@ -22,9 +22,10 @@ const comparable = (word: string): string => word.toLowerCase().replace(/[^\p{L}
 
 /** A loop is an n-gram repeated at least this many times in a row (real speech repeats a word three times at most). */
 const LOOP_REPEATS = 5;
-/** A text that is nothing but one repeated n-gram is a loop already at this count ("1, 1, 1"). */
-const WHOLE_TEXT_LOOP_REPEATS = 3;
-const MAX_LOOP_NGRAM = 6;
+/** Fewer repeats are a loop too when they fill most of the window ("1, 1, 1", "the day of the day, the day..."). */
+const DOMINANT_LOOP_REPEATS = 3;
+const DOMINANT_LOOP_SHARE = 0.6;
+const MAX_LOOP_NGRAM = 10;
 
 function repeatsAt<T extends GuardedWord>(words: readonly T[], start: number, size: number): number {
   let count = 1;
@@ -43,25 +44,18 @@ function repeatsAt<T extends GuardedWord>(words: readonly T[], start: number, si
 }
 
 /**
- * Keeps one copy of each decoding loop. A loop is an n-gram (up to six words) repeated five times or more in
- * a row, or a whole window that is one n-gram repeated three times or more.
+ * Keeps one copy of each decoding loop: an n-gram (up to ten words) repeated five times or more in a row, or
+ * three times or more when the repeats make up most of the window's words.
  */
 export function collapseLoops<T extends GuardedWord>(words: readonly T[]): T[] {
-  if (words.length === 0) {
-    return [];
-  }
-  for (let size = 1; size <= Math.min(MAX_LOOP_NGRAM, Math.floor(words.length / WHOLE_TEXT_LOOP_REPEATS)); size++) {
-    if (words.length % size === 0 && repeatsAt(words, 0, size) * size === words.length && words.length / size >= WHOLE_TEXT_LOOP_REPEATS) {
-      return words.slice(0, size);
-    }
-  }
   const result: T[] = [];
   let index = 0;
   while (index < words.length) {
     let skipped = false;
-    for (let size = 1; size <= MAX_LOOP_NGRAM; size++) {
+    for (let size = 1; size <= MAX_LOOP_NGRAM && index + size <= words.length; size++) {
       const count = repeatsAt(words, index, size);
-      if (count >= LOOP_REPEATS && comparable(words[index]?.word ?? '').length > 0) {
+      const dominant = count >= DOMINANT_LOOP_REPEATS && count * size >= DOMINANT_LOOP_SHARE * words.length;
+      if ((count >= LOOP_REPEATS || dominant) && comparable(words[index]?.word ?? '').length > 0) {
         result.push(...words.slice(index, index + size));
         index += count * size;
         skipped = true;

@@ -236,6 +236,35 @@ function timedWords(words: readonly DecodedWord[]): TranscriptWord[] {
   return timed;
 }
 
+/** Speech found by the VAD, in seconds from the start of the audio. */
+interface SpeechInterval {
+  start: number;
+  end: number;
+}
+
+/**
+ * Corrects word starts that the aligner puts where the VAD heard no speech. The aligner dates a window's first
+ * token at the window's start (its padding), and a word after a pause at the end of the word before it; the
+ * VAD's onset is the better time in both cases.
+ */
+function snapToSpeech(words: TranscriptWord[], windowStart: number, speech: readonly SpeechInterval[]): TranscriptWord[] {
+  const first = speech[0];
+  const head = words[0];
+  if (first && head && head.start - windowStart < 0.05 && first.start > head.start) {
+    head.start = Math.min(first.start, head.end);
+  }
+  for (let i = 1; i < speech.length; i++) {
+    const gapStart = speech[i - 1]?.end ?? 0;
+    const onset = speech[i]?.start ?? 0;
+    for (const word of words) {
+      if (word.start > gapStart && word.start < onset && word.end > onset) {
+        word.start = onset;
+      }
+    }
+  }
+  return words;
+}
+
 /** A pause at least this long between two words starts a new segment. */
 const SEGMENT_PAUSE_SECONDS = 0.8;
 /** Past this length a segment also ends at the end of a sentence. */
@@ -355,7 +384,7 @@ const HISTORY_SAMPLES = 120 * SAMPLE_RATE;
 async function decodeSpeechWindows(
   vadModel: string,
   pcmPath: string,
-  decodeSpan: (startSample: number, samples: Float32Array) => Promise<void>,
+  decodeSpan: (startSample: number, samples: Float32Array, speech: readonly SpeechInterval[]) => Promise<void>,
 ): Promise<void> {
   const vad = new sherpa.Vad(
     {
@@ -377,22 +406,24 @@ async function decodeSpeechWindows(
   const audio = new SampleHistory();
   const maxWindow = MAX_DECODE_SECONDS * SAMPLE_RATE;
   // Widened on purpose: the closures below change it, which narrowing cannot see.
-  let pending = null as { start: number; end: number } | null;
+  let pending = null as { start: number; end: number; speech: SpeechInterval[] } | null;
   let decodedUntil = 0;
 
   const decodePending = async (): Promise<void> => {
     if (pending !== null) {
-      const { start, end } = pending;
+      const { start, end, speech } = pending;
       pending = null;
       decodedUntil = end;
-      await decodeSpan(start, audio.slice(start, end));
+      await decodeSpan(start, audio.slice(start, end), speech);
     }
   };
   const onSpeech = async (speechStart: number, samples: Float32Array): Promise<void> => {
     let start = Math.max(0, speechStart - SPEECH_PAD_SAMPLES);
     const end = speechStart + samples.length + SPEECH_PAD_SAMPLES;
+    const interval = { start: speechStart / SAMPLE_RATE, end: (speechStart + samples.length) / SAMPLE_RATE };
     if (pending !== null && end - pending.start <= maxWindow) {
       pending.end = end;
+      pending.speech.push(interval);
       return;
     }
     await decodePending();
@@ -401,9 +432,9 @@ async function decodeSpeechWindows(
       start = Math.min(decodedUntil, speechStart);
     }
     if (start < audio.start) {
-      await decodeSpan(speechStart, samples);
+      await decodeSpan(speechStart, samples, [interval]);
     } else {
-      pending = { start, end };
+      pending = { start, end, speech: [interval] };
     }
   };
   const drain = async (): Promise<void> => {
@@ -441,7 +472,7 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
   const languages = new Map<string, number>();
   let recognizerMs = 0;
 
-  const decodeSpan = async (startSample: number, samples: Float32Array): Promise<void> => {
+  const decodeSpan = async (startSample: number, samples: Float32Array, speech: readonly SpeechInterval[]): Promise<void> => {
     let offset = startSample;
     for (const window of windows(samples)) {
       const start = offset / SAMPLE_RATE;
@@ -461,7 +492,7 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
         if (result.lang) {
           languages.set(result.lang, (languages.get(result.lang) ?? 0) + window.length);
         }
-        const timed = timedWords(kept);
+        const timed = snapToSpeech(timedWords(kept), start, speech);
         const pieces = timed.length === kept.length && timed.length > 0 ? splitAtPauses(timed) : [{ start, end, text, words: [] }];
         for (const piece of pieces) {
           if (isOnlyCaption(piece.text)) {
@@ -486,12 +517,12 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
     for await (const chunk of pcmChunks(input.pcmPath)) {
       audio.push(chunk);
       if (audio.end - decodedUntil >= maxSamples) {
-        await decodeSpan(decodedUntil, audio.slice(decodedUntil, decodedUntil + maxSamples));
+        await decodeSpan(decodedUntil, audio.slice(decodedUntil, decodedUntil + maxSamples), []);
         decodedUntil += maxSamples;
         audio.forgetBefore(decodedUntil);
       }
     }
-    await decodeSpan(decodedUntil, audio.slice(decodedUntil, audio.end));
+    await decodeSpan(decodedUntil, audio.slice(decodedUntil, audio.end), []);
   }
 
   jobsDone++;
