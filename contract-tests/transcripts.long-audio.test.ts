@@ -125,4 +125,17 @@ describe('long and empty audio', () => {
       assert.equal((await client.get(`/jobs/${id}/result?format=srt`)).text, '');
     });
   }
+
+  test('a clip shorter than the engine can take (under 80 samples) completes empty instead of crashing the worker', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const { client } = server;
+    const id = ((await client.post('/jobs', { body: await jobForm('blip.flac', {}, await generated('sine=frequency=440:sample_rate=16000', 0.0025)) })).json as JobBody).id;
+    const done = await waitForJob(client, id, ['completed', 'failed']);
+    assert.equal(done.status, 'completed', JSON.stringify(done.error));
+    assert.equal(done.attempts, 1, 'the first attempt finished: no worker died');
+    assert.ok(Number(done.duration_seconds) < 0.01);
+    assert.equal((await client.get(`/jobs/${id}/result?format=txt`)).text, '\n');
+  });
 });
