@@ -47,7 +47,7 @@ describe('long and empty audio', () => {
     const audio = await stitched(placements, LONG_SECONDS);
     const long = ((await client.post('/jobs', { body: await jobForm('long.flac', { model: TEST_MODEL }, audio) })).json as JobBody).id;
     await waitForJob(client, long, ['processing', 'completed', 'failed']);
-    const queued = [];
+    const queued: JobBody[] = [];
     for (const name of ['ldc93s1.ogg', 'ldc93s1.ogg']) {
       queued.push((await client.post('/jobs', { body: await jobForm(name) })).json as JobBody);
     }

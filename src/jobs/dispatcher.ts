@@ -141,7 +141,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       progress = { progress: 0, durationSeconds: audio.durationSeconds };
       await heartbeat();
       const reporter = createProgressReporter(store, job.id, owner, clock, log);
-      const transcript = await pool.run(
+      const { transcript, recognizerMs, taskMs } = await pool.runMeasured(
         {
           pcmPath: paths.audio,
           model: { name: model.name, ...model.files, multilingual: model.multilingual, languages: model.languages, wordTimestamps: model.wordTimestamps },
@@ -167,6 +167,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           duration_seconds: transcript.durationSeconds,
           segments: transcript.segments.length,
           elapsed_ms: clock.now() - startedMs,
+          // Time inside the recognizer's decodes and in the worker's whole task: the rest of elapsed_ms is
+          // what the service adds (ffmpeg, VAD, IPC, database).
+          recognizer_ms: Math.round(recognizerMs),
+          task_ms: Math.round(taskMs),
         });
         events.emit('job:completed', job.id);
         await rm(paths.upload, { force: true });

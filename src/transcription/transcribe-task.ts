@@ -408,13 +408,28 @@ async function decodeSpeechWindows(
   // Widened on purpose: the closures below change it, which narrowing cannot see.
   let pending = null as { start: number; end: number; speech: SpeechInterval[] } | null;
   let decodedUntil = 0;
+  let inFlight = null as Promise<void> | null;
 
+  /**
+   * Starts decoding a window and returns without waiting for it: the recognizer runs on the libuv pool, so the
+   * VAD reads on meanwhile and its cost hides behind the decode. One decode at a time keeps segments in order
+   * and memory flat (one window in flight, one being gathered).
+   */
+  const startDecode = async (startSample: number, samples: Float32Array, speech: readonly SpeechInterval[]): Promise<void> => {
+    if (inFlight !== null) {
+      await inFlight;
+    }
+    const running = decodeSpan(startSample, samples, speech);
+    // Awaited before the next decode or at the end; this only keeps a failure from counting as unhandled.
+    running.catch(() => {});
+    inFlight = running;
+  };
   const decodePending = async (): Promise<void> => {
     if (pending !== null) {
       const { start, end, speech } = pending;
       pending = null;
       decodedUntil = end;
-      await decodeSpan(start, audio.slice(start, end), speech);
+      await startDecode(start, audio.slice(start, end), speech);
     }
   };
   const onSpeech = async (speechStart: number, samples: Float32Array): Promise<void> => {
@@ -432,7 +447,7 @@ async function decodeSpeechWindows(
       start = Math.min(decodedUntil, speechStart);
     }
     if (start < audio.start) {
-      await decodeSpan(speechStart, samples, [interval]);
+      await startDecode(speechStart, samples, [interval]);
     } else {
       pending = { start, end, speech: [interval] };
     }
@@ -460,6 +475,9 @@ async function decodeSpeechWindows(
   vad.flush();
   await drain();
   await decodePending();
+  if (inFlight !== null) {
+    await inFlight;
+  }
 }
 
 export default async function transcribe(input: TranscribeTaskInput): Promise<TaskOutput> {
