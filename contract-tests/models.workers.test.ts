@@ -130,6 +130,24 @@ describe('models and workers', () => {
     }
   });
 
+  test('a worker process is recycled once its resident memory passes the configured bound', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    // 1 MB: any worker that has loaded a model is past it, so each job leaves a fresh process behind.
+    const server = await startServer({ CESAR_MAX_WORKERS: '1', CESAR_WORKER_MAX_JOBS: '0', CESAR_WORKER_MAX_RSS_MB: '1' });
+    try {
+      const { client } = server;
+      for (let i = 1; i <= 2; i++) {
+        const id = ((await client.post('/jobs', { body: await jobForm('ldc93s1.ogg') })).json as JobBody).id;
+        assert.equal((await waitForJob(client, id, ['completed', 'failed'])).status, 'completed');
+        assert.equal(((await client.get('/health')).json as HealthBody).workers_recycled, i);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
   test('liveness answers 200 even when the service is not ready', async () => {
     const server = await startServer({ CESAR_MODELS_DIR: '/nonexistent/cesar-models' });
     try {

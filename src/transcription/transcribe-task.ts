@@ -365,6 +365,8 @@ class SampleHistory {
   }
 }
 
+/** Through a long silence, progress is reported after every this many seconds of audio. */
+const SILENCE_PROGRESS_SECONDS = 30;
 /** Speech found by the VAD is padded by this much on each side: its onset detection clips soft first words. */
 const SPEECH_PAD_SAMPLES = Math.round(0.5 * SAMPLE_RATE);
 /** A gap shorter than this between two windows (or before the first) is decoded too rather than skipped. */
@@ -385,6 +387,7 @@ async function decodeSpeechWindows(
   vadModel: string,
   pcmPath: string,
   decodeSpan: (startSample: number, samples: Float32Array, speech: readonly SpeechInterval[]) => Promise<void>,
+  onSilence: (doneSeconds: number) => void,
 ): Promise<void> {
   const vad = new sherpa.Vad(
     {
@@ -420,9 +423,17 @@ async function decodeSpeechWindows(
       await inFlight;
     }
     const running = decodeSpan(startSample, samples, speech);
-    // Awaited before the next decode or at the end; this only keeps a failure from counting as unhandled.
-    running.catch(() => {});
     inFlight = running;
+    // A failed decode stays in flight so that the next await throws it; the handler only keeps it from
+    // counting as unhandled meanwhile.
+    running.then(
+      () => {
+        if (inFlight === running) {
+          inFlight = null;
+        }
+      },
+      () => {},
+    );
   };
   const decodePending = async (): Promise<void> => {
     if (pending !== null) {
@@ -471,6 +482,10 @@ async function decodeSpeechWindows(
       await decodePending();
     }
     audio.forgetBefore(Math.min(pending?.start ?? audio.end, audio.end - HISTORY_SAMPLES));
+    if (pending === null && inFlight === null) {
+      // Nothing waits to be decoded: all the audio read so far is done, and a long silence shows as progress.
+      onSilence(audio.end / SAMPLE_RATE);
+    }
   }
   vad.flush();
   await drain();
@@ -526,7 +541,14 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
   };
 
   if (input.vadModel !== null) {
-    await decodeSpeechWindows(input.vadModel, input.pcmPath, decodeSpan);
+    let reportedSeconds = 0;
+    await decodeSpeechWindows(input.vadModel, input.pcmPath, decodeSpan, (doneSeconds) => {
+      if (doneSeconds - reportedSeconds >= SILENCE_PROGRESS_SECONDS) {
+        reportedSeconds = doneSeconds;
+        const message: ProgressMessage = { type: 'cesar:progress', processedSeconds: doneSeconds, durationSeconds, segment: null, worker: workerReport() };
+        process.send?.(message);
+      }
+    });
   } else {
     // Without a VAD model, fixed windows: words at the cuts may suffer, but nothing is dropped.
     const audio = new SampleHistory();
