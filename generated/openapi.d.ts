@@ -199,6 +199,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Liveness
+         * @description 200 whenever the process serves HTTP, whatever the state of models and workers: a supervisor restarts
+         *     the service when this fails, and only then. Readiness is `GET /health`.
+         */
+        get: operations["getLiveness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -207,9 +228,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Liveness and readiness
-         * @description 200 when the service can transcribe (the default model is installed and complete), 503 with the failing
-         *     checks otherwise. The service answers here even while every worker is decoding.
+         * Readiness
+         * @description 200 when the service can transcribe (the default model is installed, its files and metadata are ones
+         *     the engine loads, and the VAD model is present), 503 with the failing checks otherwise. The service
+         *     answers here even while every worker is decoding. Liveness is `GET /health/live`.
          */
         get: operations["getHealth"];
         put?: never;
@@ -320,7 +342,15 @@ export interface components {
             webhook_url?: string;
             /** @description Comma-separated events to post; `completed,failed,canceled` when absent. */
             webhook_events?: string;
+            timestamp_granularity?: components["schemas"]["TimestampGranularity"];
         };
+        /**
+         * @description `word`: segments and word timestamps (in `verbose_json`); refused with 422 `word_timestamps_unsupported`
+         *     when the model cannot align words (see `word_timestamps` in `GET /models`). `segment`: segments only.
+         *     Absent: words when the model gives them.
+         * @enum {string}
+         */
+        TimestampGranularity: "segment" | "word";
         /** @description A job whose media the server downloads from `url`. */
         JobUrlSubmission: {
             url: components["schemas"]["MediaUrl"];
@@ -330,6 +360,7 @@ export interface components {
             retention_seconds?: components["schemas"]["JobSubmission"]["retention_seconds"];
             webhook_url?: components["schemas"]["JobSubmission"]["webhook_url"];
             webhook_events?: components["schemas"]["JobSubmission"]["webhook_events"];
+            timestamp_granularity?: components["schemas"]["TimestampGranularity"];
         };
         /**
          * Format: uri
@@ -348,8 +379,21 @@ export interface components {
             /** Format: uuid */
             id: string;
             status: components["schemas"]["JobStatus"];
-            /** @description Percent of the audio transcribed, 0 to 100. */
+            /** @description Percent of the audio transcribed, 0 to 100; it advances as each decoded window finishes. */
             progress: number;
+            /** @description Seconds of audio transcribed so far (silence that the VAD skipped counts as done). */
+            processed_seconds: number;
+            /**
+             * @description Seconds of audio transcribed per second of wall time in the current attempt (model loading
+             *     included); `null` before the first window is done and once the job is no longer processing.
+             */
+            speed: number | null;
+            /** @description Estimated seconds until a processing job is done, from `speed`; `null` otherwise. */
+            eta_seconds: number | null;
+            /** @description For a pending job, its place in the queue (1 runs next); `null` otherwise. */
+            queue_position: number | null;
+            /** @description As submitted; `null` when not given. */
+            timestamp_granularity: null | components["schemas"]["TimestampGranularity"];
             model: string;
             /** @description The language asked for, or `null` when it is detected. */
             language: string | null;
@@ -504,6 +548,7 @@ export interface components {
             task: components["schemas"]["Task"];
             /** @description The language asked for or detected (`en` for English-only models). */
             language: string;
+            language_confidence: components["schemas"]["LanguageConfidence"];
             duration_seconds: number;
             text: string;
             segments: components["schemas"]["Segment"][];
@@ -514,9 +559,32 @@ export interface components {
             model: string;
             task: components["schemas"]["Task"];
             language: string;
+            language_confidence: components["schemas"]["LanguageConfidence"];
             duration_seconds: number;
             text: string;
             segments: components["schemas"]["VerboseSegment"][];
+        };
+        /**
+         * @description For a detected language: the share (0 to 1) of the transcribed audio whose windows the model detected
+         *     as `language`. Whisper detects the language of every window of up to 28 s, and sherpa-onnx gives no
+         *     probability, so this measures agreement between windows: 1 means every window agreed. `null` when the
+         *     language was not detected (it was asked for, the model is English-only, or there was no speech).
+         */
+        LanguageConfidence: number | null;
+        Liveness: {
+            /** @enum {string} */
+            status: "alive";
+            uptime_seconds: number;
+        };
+        WorkerState: {
+            /** @description The model loaded in this worker process. */
+            model: string | null;
+            /** @description Resident memory of the process at its last report. */
+            rss_bytes: number;
+            /** @description The most resident memory the process has held. */
+            peak_rss_bytes: number;
+            /** @description Jobs this process has run. */
+            jobs: number;
         };
         Health: {
             /** @enum {string} */
@@ -526,6 +594,10 @@ export interface components {
                 ok: boolean;
                 detail: string;
             }[];
+            /** @description Worker processes that have reported since they started (a fresh process reports after its first window). */
+            workers?: components["schemas"]["WorkerState"][];
+            /** @description How many times the worker processes were renewed because of `CESAR_WORKER_MAX_JOBS` or `CESAR_WORKER_MAX_RSS_MB`. */
+            workers_recycled?: number;
         };
         Model: {
             name: string;
@@ -538,6 +610,17 @@ export interface components {
             word_timestamps: boolean;
             size_bytes: number;
             files: string[];
+            /**
+             * @description The sha256 of each file, computed in the background after the file is first seen and cached by
+             *     path, size and modification time; `null` until it is known.
+             */
+            checksums: {
+                file: string;
+                size_bytes: number;
+                sha256: string | null;
+            }[];
+            /** @description Whether a worker process holds this model in memory now. */
+            loaded: boolean;
         };
         ModelList: {
             models: components["schemas"]["Model"][];
@@ -547,7 +630,7 @@ export interface components {
          * @description The stable, closed set of error codes. Clients may branch on these.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error" | "job_finished" | "queue_full" | "unauthorized" | "idempotency_key_mismatch" | "idempotency_key_in_use" | "webhook_url_not_allowed" | "webhooks_not_configured" | "delivery_not_found";
+        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "word_timestamps_unsupported" | "not_acceptable" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error" | "job_finished" | "queue_full" | "unauthorized" | "idempotency_key_mismatch" | "idempotency_key_in_use" | "webhook_url_not_allowed" | "webhooks_not_configured" | "delivery_not_found";
         /** @description An RFC 9457 problem document. */
         Problem: {
             /** @description A URI reference naming the problem type; stable per `code`. */
@@ -821,7 +904,20 @@ export interface operations {
     getJobResult: {
         parameters: {
             query?: {
+                /**
+                 * @description The format. Without it the `Accept` header chooses: `text/plain` (txt), `application/json` (json),
+                 *     `application/x-subrip` (srt), `text/vtt` (vtt); no `Accept` or `*\/*` gives txt. `format` wins over
+                 *     `Accept`.
+                 */
                 format?: components["schemas"]["ResultFormat"];
+                /**
+                 * @description srt and vtt only: the longest subtitle line, in characters. Lines break between words; a cue that
+                 *     needs more than `max_lines_per_cue` lines is split into several cues, timed by the words when the
+                 *     model gives word timestamps, otherwise in proportion to the characters.
+                 */
+                max_line_width?: number;
+                /** @description srt and vtt only; see `max_line_width`. */
+                max_lines_per_cue?: number;
             };
             header?: never;
             path: {
@@ -849,6 +945,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            /** @description Neither `format` nor any type in `Accept` is a format the transcript can be rendered in. */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             409: components["responses"]["Conflict"];
         };
     };
@@ -936,6 +1041,26 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+        };
+    };
+    getLiveness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process is alive. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Liveness"];
+                };
+            };
         };
     };
     getHealth: {

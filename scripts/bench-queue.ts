@@ -21,6 +21,7 @@ import { createJobStore } from '../src/jobs/job-store.ts';
 import type { NewJob } from '../src/jobs/job-store.ts';
 import { silentLogger } from '../src/logger.ts';
 import { createUrlPolicy } from '../src/net/url-policy.ts';
+import { createChecksumCache } from '../src/transcription/checksum-cache.ts';
 import { createModelCatalog } from '../src/transcription/models.ts';
 import { createWebhookTarget } from '../src/webhooks/webhook-target.ts';
 import { createWebhooks } from '../src/webhooks/webhooks.ts';
@@ -132,6 +133,9 @@ try {
     urlPolicy,
     retentionSeconds: 86_400,
     maxPendingJobs: 1_000_000,
+    workers: { workers: () => [], recycled: 0 },
+    checksums: createChecksumCache(silentLogger),
+    startedMs: Date.now(),
     apiKeys: createApiKeyVerifier([]),
     idempotency: createIdempotencyStore(db),
     idempotencyTtlSeconds: 86_400,

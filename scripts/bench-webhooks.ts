@@ -110,7 +110,7 @@ const logged = new Promise<void>((resolve) => {
 });
 started = performance.now();
 for (let i = 0; i < EVENTS; i++) {
-  events.emit('job:progress', jobId, { type: 'cesar:progress', processedSeconds: i, durationSeconds: EVENTS, segment: { id: i, start: i, end: i + 1, text: ' a segment of speech', words: null } });
+  events.emit('job:progress', jobId, { type: 'cesar:progress', processedSeconds: i, durationSeconds: EVENTS, segment: { id: i, start: i, end: i + 1, text: ' a segment of speech', words: null }, worker: { pid: process.pid, model: null, rssBytes: 0, peakRssBytes: 0, jobs: 0 } });
 }
 await logged;
 const logMs = performance.now() - started;

@@ -58,6 +58,10 @@ export interface Config {
   readonly webhookMaxAttempts: number;
   /** Limit of one webhook request, answer included. */
   readonly webhookTimeoutMs: number;
+  /** A worker process is replaced after this many jobs (0: never); the ONNX runtime never returns memory. */
+  readonly workerMaxJobs: number;
+  /** A worker process is replaced once its resident memory passes this (0: never). */
+  readonly workerMaxRssBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -211,5 +215,7 @@ export function loadConfig(env: Env, cwd: string): Config {
     webhookRetryMaxMs: readInt(env, 'CESAR_WEBHOOK_RETRY_MAX_MS', 6 * 3_600_000, 10, 86_400_000),
     webhookMaxAttempts: readInt(env, 'CESAR_WEBHOOK_MAX_ATTEMPTS', 12, 1, 100),
     webhookTimeoutMs: readInt(env, 'CESAR_WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
+    workerMaxJobs: readInt(env, 'CESAR_WORKER_MAX_JOBS', 100, 0, 1_000_000),
+    workerMaxRssBytes: readInt(env, 'CESAR_WORKER_MAX_RSS_MB', 2048, 0, 1_000_000) * 1024 * 1024,
   });
 }

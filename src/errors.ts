@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   model_not_installed: { status: 422, title: 'The model is not installed', retryable: false },
   unsupported_language: { status: 422, title: 'The model does not support this language', retryable: false },
   unsupported_task: { status: 422, title: 'The model does not support this task', retryable: false },
+  word_timestamps_unsupported: { status: 422, title: 'The model cannot give word timestamps', retryable: false },
+  not_acceptable: { status: 406, title: 'The transcript cannot be rendered in an acceptable format', retryable: false },
   job_not_found: { status: 404, title: 'No job has this id', retryable: false },
   job_not_completed: { status: 409, title: 'The job is not completed', retryable: false },
   invalid_cursor: { status: 400, title: 'The cursor is not valid', retryable: false },

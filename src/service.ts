@@ -26,6 +26,7 @@ import { createWebhookTarget } from './webhooks/webhook-target.ts';
 import { createWebhooks } from './webhooks/webhooks.ts';
 import { createMediaDownloader } from './net/media-download.ts';
 import { createUrlPolicy } from './net/url-policy.ts';
+import { createChecksumCache } from './transcription/checksum-cache.ts';
 import { createModelCatalog } from './transcription/models.ts';
 import { createTranscriptionPool } from './transcription/worker-pool.ts';
 
@@ -47,7 +48,11 @@ export async function createService(config: Config, logger: Logger, clock: Clock
   const db = await openDatabase(path.join(config.dataDir, 'cesar.db'));
   const store = createJobStore(db);
   const models = createModelCatalog(config.modelsDir);
-  const pool = createTranscriptionPool({ workers: config.maxWorkers });
+  const pool = createTranscriptionPool({
+    workers: config.maxWorkers,
+    recycle: { maxJobs: config.workerMaxJobs, maxRssBytes: config.workerMaxRssBytes },
+  });
+  const checksums = createChecksumCache(logger);
   const urlPolicy = createUrlPolicy({ allowPrivateNetworks: config.urlAllowPrivateNetworks, allowedPorts: config.urlAllowedPorts });
   const dispatcher = createDispatcher({
     store,
@@ -101,6 +106,9 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     urlPolicy,
     retentionSeconds: config.retentionSeconds,
     maxPendingJobs: config.maxPendingJobs,
+    workers: pool,
+    checksums,
+    startedMs: clock.now(),
   });
   let server: Server | null = null;
 

@@ -138,6 +138,7 @@ export async function transcribeCommand(argv: readonly string[]): Promise<number
             vadModel: scan.vadModel,
             language,
             task,
+            wordTimestamps: model.wordTimestamps,
           },
           {
             signal: controller.signal,

@@ -21,6 +21,7 @@ import { cancelJobHandler } from './handlers/cancel-job.ts';
 import { createJobHandler } from './handlers/create-job.ts';
 import { deleteJobHandler } from './handlers/delete-job.ts';
 import { getHealthHandler } from './handlers/get-health.ts';
+import { getLivenessHandler } from './handlers/get-liveness.ts';
 import { getJobHandler } from './handlers/get-job.ts';
 import { getJobResultHandler } from './handlers/get-job-result.ts';
 import { getJobEventsHandler } from './handlers/get-job-events.ts';
@@ -93,6 +94,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     cancelJob: cancelJobHandler(deps),
     getJobResult: getJobResultHandler(deps),
     getHealth: getHealthHandler(deps),
+    getLiveness: getLivenessHandler(deps),
     listModels: listModelsHandler(deps),
     getJobEvents: getJobEventsHandler(deps),
     listJobDeliveries: listJobDeliveriesHandler(deps),

@@ -10,7 +10,9 @@ import type { Logger } from '../logger.ts';
 import type { Webhooks } from '../webhooks/webhooks.ts';
 import type { ApiKeyVerifier } from './api-keys.ts';
 import type { UrlPolicy } from '../net/url-policy.ts';
+import type { ChecksumCache } from '../transcription/checksum-cache.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
+import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 
 export interface ApiDeps {
   store: JobStore;
@@ -32,4 +34,9 @@ export interface ApiDeps {
   /** Retention of a job that does not ask for its own. */
   retentionSeconds: number;
   maxPendingJobs: number;
+  /** What the worker processes report about themselves (loaded model, memory). */
+  workers: Pick<TranscriptionPool, 'workers' | 'recycled'>;
+  checksums: ChecksumCache;
+  /** When the service started, for the liveness answer. */
+  startedMs: number;
 }

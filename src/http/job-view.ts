@@ -7,7 +7,23 @@ import type { Schemas } from './operation-types.ts';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-export function jobView(row: JobRow): Schemas['Job'] {
+/** What a job's view needs beyond its row. */
+export interface JobLive {
+  /** From `JobStore.queuePosition`. */
+  queuePosition: number | null;
+}
+
+/** Seconds left at the job's last measured speed, counted down from that measurement. */
+function etaSeconds(row: JobRow, nowMs: number | undefined): number | null {
+  if (row.status !== 'processing' || row.speed === null || row.duration_seconds === null) {
+    return null;
+  }
+  const sinceUpdate = nowMs === undefined ? 0 : Math.max(0, (nowMs - row.updated_at) / 1000);
+  const remaining = Math.max(0, row.duration_seconds - row.processed_seconds) / row.speed - sinceUpdate;
+  return Math.round(Math.max(0, remaining) * 10) / 10;
+}
+
+export function jobView(row: JobRow, live: JobLive = { queuePosition: null }, nowMs?: number): Schemas['Job'] {
   const terminal = row.status === 'completed' || row.status === 'failed' || row.status === 'canceled';
   return {
     id: row.id,
@@ -28,5 +44,10 @@ export function jobView(row: JobRow): Schemas['Job'] {
     next_attempt_at: row.status === 'pending' && row.attempts > 0 ? iso(row.run_at) : null,
     expires_at: terminal && row.completed_at !== null && row.retention_seconds !== null ? iso(row.completed_at + row.retention_seconds * 1000) : null,
     links: { self: `/jobs/${row.id}`, result: `/jobs/${row.id}/result`, events: `/jobs/${row.id}/events`, deliveries: `/jobs/${row.id}/deliveries` },
+    timestamp_granularity: row.timestamp_granularity,
+    processed_seconds: row.status === 'completed' ? (row.duration_seconds ?? row.processed_seconds) : row.processed_seconds,
+    speed: row.status === 'processing' ? row.speed : null,
+    eta_seconds: etaSeconds(row, nowMs),
+    queue_position: live.queuePosition,
   };
 }

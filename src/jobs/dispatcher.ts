@@ -18,6 +18,7 @@ import type { ModelCatalog } from '../transcription/models.ts';
 import type { ProgressMessage } from '../transcription/transcribe-task.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 import type { JobFailure, JobRow, JobStore } from './job-store.ts';
+import { createProgressReporter } from './progress-reporter.ts';
 
 export interface Clock {
   now(): number;
@@ -160,13 +161,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       await store.recordMediaStart(job.id, owner, audio.startTimeSeconds);
       await heartbeat();
       log.info('audio normalized; transcribing', { duration_seconds: audio.durationSeconds });
-      const transcript = await pool.run(
+      const reporter = createProgressReporter(store, job.id, owner, clock, log);
+      const { transcript, recognizerMs, taskMs } = await pool.runMeasured(
         {
           pcmPath: paths.audio,
           model: { name: model.name, ...model.files, multilingual: model.multilingual, languages: model.languages, wordTimestamps: model.wordTimestamps },
           vadModel: scan.vadModel,
           language: job.language,
           task: job.task,
+          wordTimestamps: job.timestamp_granularity !== 'segment' && model.wordTimestamps,
         },
         {
           signal,
@@ -175,15 +178,21 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             // 100 means done; the stored transcript is what completes a job.
             progress = { progress: Math.min(99, Math.round(percent * 10) / 10), durationSeconds: message.durationSeconds };
             events.emit('job:progress', job.id, message);
+            reporter.report(progress.progress, message.processedSeconds);
           },
         },
       );
+      await reporter.settled();
       signal.throwIfAborted();
       if (await store.complete(job.id, owner, clock.now(), transcript)) {
         log.info('job completed', {
           duration_seconds: transcript.durationSeconds,
           segments: transcript.segments.length,
           elapsed_ms: clock.now() - startedMs,
+          // Time inside the recognizer's decodes and in the worker's whole task: the rest of elapsed_ms is
+          // what the service adds (ffmpeg, VAD, IPC, database).
+          recognizer_ms: Math.round(recognizerMs),
+          task_ms: Math.round(taskMs),
         });
         events.emit('job:completed', job.id);
         await rm(paths.upload, { force: true });

@@ -67,13 +67,17 @@ export function createJobEventLog(db: Database, clock: Clock, onError: (error: u
   const onProgress = async (jobId: string, message: ProgressMessage): Promise<void> => {
     const percent = message.durationSeconds > 0 ? Math.min(99, Math.round((1000 * message.processedSeconds) / message.durationSeconds) / 10) : 0;
     const now = clock.now();
-    const { id, start, end, text } = message.segment;
+    const { segment } = message;
     await db.transaction(async (tx) => {
       // A job deleted meanwhile has no row to hang events on.
       if (!(await tx.get('SELECT 1 FROM jobs WHERE id = ?', [jobId]))) {
         return;
       }
-      await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'segment', ?, ?)`, [jobId, JSON.stringify({ id, start, end, text }), now]);
+      // Progress through long silence comes without a segment.
+      if (segment !== null) {
+        const { id, start, end, text } = segment;
+        await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'segment', ?, ?)`, [jobId, JSON.stringify({ id, start, end, text }), now]);
+      }
       await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'progress', ?, ?)`, [
         jobId,
         JSON.stringify({ progress: percent, processed_seconds: Math.max(0, message.processedSeconds), duration_seconds: Math.max(0, message.durationSeconds) }),

@@ -38,7 +38,12 @@ export interface JobRow {
   media_start_seconds: number | null;
   /** How long the job is kept once finished; null only on rows older than the retention migration. */
   retention_seconds: number | null;
+  timestamp_granularity: TimestampGranularity | null;
+  processed_seconds: number;
+  speed: number | null;
 }
+
+export type TimestampGranularity = 'segment' | 'word';
 
 export interface NewJob {
   id: string;
@@ -50,6 +55,7 @@ export interface NewJob {
   maxAttempts: number;
   sourceUrl?: string | null;
   retentionSeconds: number;
+  timestampGranularity?: TimestampGranularity | null;
 }
 
 export interface JobFailure {
@@ -94,6 +100,17 @@ export interface JobStore {
   fillRetention(defaultSeconds: number): Promise<number>;
   /** The status of each of `ids` that still has a row. */
   statuses(ids: readonly string[]): Promise<Map<string, JobStatus>>;
+  /** Records how much audio is transcribed and how fast; false when `owner` no longer holds the job. */
+  recordProgress(id: string, owner: string, now: number, progress: TranscriptionProgress): Promise<boolean>;
+  /** 1 for the pending job that runs next, in claim order; null for a job that is not pending. */
+  queuePosition(job: JobRow): Promise<number | null>;
+}
+
+export interface TranscriptionProgress {
+  progress: number;
+  processedSeconds: number;
+  /** Audio seconds per wall second. */
+  speed: number | null;
 }
 
 export interface JobProgress {
@@ -106,9 +123,12 @@ export function createJobStore(db: Database): JobStore {
     async enqueue(job, now) {
       const rows = await db.writeReturning<JobRow>(
         `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at,
-                           source_url, retention_seconds)
-         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        [job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now, job.sourceUrl ?? null, job.retentionSeconds],
+                           source_url, retention_seconds, timestamp_granularity)
+         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        [
+          job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now,
+          job.sourceUrl ?? null, job.retentionSeconds, job.timestampGranularity ?? null,
+        ],
       );
       const row = rows[0];
       if (!row) {
@@ -294,6 +314,28 @@ export function createJobStore(db: Database): JobStore {
         }
       }
       return found;
+    },
+
+    async recordProgress(id, owner, now, progress) {
+      const result = await db.write(
+        `UPDATE jobs SET progress = MAX(progress, ?), processed_seconds = MAX(processed_seconds, ?), speed = ?, updated_at = ?
+          WHERE id = ? AND lease_owner = ? AND status = 'processing'`,
+        [progress.progress, progress.processedSeconds, progress.speed, now, id, owner],
+      );
+      return result.changes === 1;
+    },
+
+    async queuePosition(job) {
+      if (job.status !== 'pending') {
+        return null;
+      }
+      // The claim order: run_at, then seq.
+      const row = await db.read.get<{ ahead: number }>(
+        `SELECT COUNT(*) AS ahead FROM jobs
+          WHERE status = 'pending' AND (run_at < ? OR (run_at = ? AND seq < ?))`,
+        [job.run_at, job.run_at, job.seq],
+      );
+      return (row?.ahead ?? 0) + 1;
     },
   };
 }

@@ -4,7 +4,7 @@
  * (`sherpa-onnx-whisper-<name>/<name>-encoder[.int8].onnx`, `<name>-decoder[.int8].onnx`, `<name>-tokens.txt`),
  * and reads what each supports from its encoder metadata instead of guessing from its name.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import { readOnnxMetadata } from './onnx-metadata.ts';
@@ -68,6 +68,59 @@ async function pickFile(dir: string, name: string, part: 'encoder' | 'decoder'):
   return null;
 }
 
+/** Integer keys the engine reads with `atoi` and exits the process on when absent, empty or negative. */
+const REQUIRED_INT_KEYS = [
+  'n_mels', 'n_text_layer', 'n_text_ctx', 'n_text_state', 'n_vocab', 'sot', 'eot', 'blank_id', 'translate',
+  'transcribe', 'is_multilingual', 'no_timestamps', 'no_speech',
+];
+const INT_LIST = /^\d+(,\d+)*$/;
+
+/** What in the encoder metadata would make the engine exit the process, or null when nothing would. */
+export function checkEncoderMetadata(metadata: Readonly<Record<string, string>>): string | null {
+  const bad = REQUIRED_INT_KEYS.filter((key) => !/^\d+$/.test(metadata[key] ?? ''));
+  if (bad.length > 0) {
+    return `encoder metadata lacks a whole number for ${bad.join(', ')}`;
+  }
+  if (!INT_LIST.test(metadata.sot_sequence ?? '')) {
+    return 'encoder metadata sot_sequence is not a list of whole numbers';
+  }
+  if (metadata.is_multilingual !== '0') {
+    const tokens = metadata.all_language_tokens ?? '';
+    const codes = (metadata.all_language_codes ?? '').split(',').filter(Boolean);
+    if (!INT_LIST.test(tokens) || tokens.split(',').length !== codes.length || codes.length === 0) {
+      return 'encoder metadata of a multilingual model needs as many all_language_tokens as all_language_codes';
+    }
+    if ((metadata.sot_sequence ?? '').split(',').length < 3) {
+      return 'encoder metadata sot_sequence of a multilingual model needs three entries';
+    }
+  }
+  return null;
+}
+
+/** Tokens files already checked, by path, size and modification time: they do not change between scans. */
+const checkedTokens = new Map<string, string | null>();
+const TOKEN_LINE = /^[A-Za-z0-9+/]*={0,2} \d+$/;
+
+/** A line that is not `<base64> <id>` makes the engine exit the process; find it first. */
+async function checkTokensFile(file: string): Promise<string | null> {
+  let key: string;
+  try {
+    const info = await stat(file);
+    key = JSON.stringify([file, info.size, info.mtimeMs]);
+  } catch {
+    return 'tokens file unreadable';
+  }
+  const cached = checkedTokens.get(key);
+  if (cached !== undefined) {
+    return cached;
+  }
+  const lines = (await readFile(file, 'utf8')).split('\n');
+  const badLine = lines.findIndex((line, index) => !(TOKEN_LINE.test(line) || (line === '' && index === lines.length - 1)));
+  const problem = badLine === -1 ? null : `tokens file line ${badLine + 1} is not "<base64> <id>"`;
+  checkedTokens.set(key, problem);
+  return problem;
+}
+
 async function inspectModel(dir: string, name: string): Promise<InstalledModel | BrokenModel> {
   const encoder = await pickFile(dir, name, 'encoder');
   const decoder = await pickFile(dir, name, 'decoder');
@@ -83,12 +136,15 @@ async function inspectModel(dir: string, name: string): Promise<InstalledModel |
   } catch (error) {
     return { name, dir, reason: `unreadable encoder: ${(error as Error).message}` };
   }
-  const required = ['is_multilingual', 'n_text_layer', 'sot_sequence', 'eot', 'no_timestamps'];
-  const absent = required.filter((key) => metadata[key] === undefined);
-  if (absent.length > 0) {
-    return { name, dir, reason: `encoder metadata lacks ${absent.join(', ')}` };
+  const metadataProblem = checkEncoderMetadata(metadata);
+  if (metadataProblem !== null) {
+    return { name, dir, reason: metadataProblem };
   }
-  const multilingual = metadata.is_multilingual === '1';
+  const tokensProblem = await checkTokensFile(tokens);
+  if (tokensProblem !== null) {
+    return { name, dir, reason: tokensProblem };
+  }
+  const multilingual = metadata.is_multilingual !== '0';
   const codes = (metadata.all_language_codes ?? '').split(',').filter((code) => /^[a-z]{2,3}$/.test(code));
   const sizes = await Promise.all([fileSize(encoder), fileSize(decoder)]);
   return {

@@ -11,6 +11,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 
+import { collapseLoops, isOnlyCaption } from './hallucination-guard.ts';
 import type { Transcript, TranscriptSegment, TranscriptWord } from './transcript.ts';
 
 const require = createRequire(import.meta.url);
@@ -37,6 +38,28 @@ export interface TranscribeTaskInput {
   vadModel: string | null;
   language: string | null;
   task: 'transcribe' | 'translate';
+  /** Word timestamps asked for (only when the model supports them; the submission refuses otherwise). */
+  wordTimestamps: boolean;
+}
+
+/** What the worker process reports about itself; the pool decides from it when to recycle the process. */
+export interface WorkerReport {
+  pid: number;
+  /** The model loaded in this process now. */
+  model: string | null;
+  rssBytes: number;
+  /** The most this process has ever held, from the kernel's maxrss. */
+  peakRssBytes: number;
+  jobs: number;
+}
+
+export interface TaskOutput {
+  transcript: Transcript;
+  worker: WorkerReport;
+  /** Wall time spent inside the recognizer's decode calls, for the overhead benchmark. */
+  recognizerMs: number;
+  /** Wall time of the whole task in this process. */
+  taskMs: number;
 }
 
 /** Sent to the parent after every decoded segment. */
@@ -44,7 +67,8 @@ export interface ProgressMessage {
   type: 'cesar:progress';
   processedSeconds: number;
   durationSeconds: number;
-  segment: TranscriptSegment;
+  segment: TranscriptSegment | null;
+  worker: WorkerReport;
 }
 
 interface SherpaResult {
@@ -95,12 +119,25 @@ function taskError(code: 'transcription_failed' | 'unsupported_language' | 'unsu
 }
 
 /** Recognizers stay loaded between jobs; a job for another model or settings swaps the loaded one. */
-let loaded: { key: string; recognizer: SherpaRecognizer } | null = null;
+let loaded: { key: string; model: string; recognizer: SherpaRecognizer } | null = null;
+let jobsDone = 0;
+
+function workerReport(): WorkerReport {
+  return {
+    pid: process.pid,
+    model: loaded?.model ?? null,
+    rssBytes: process.memoryUsage.rss(),
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    jobs: jobsDone,
+  };
+}
 
 async function recognizerFor(input: TranscribeTaskInput): Promise<SherpaRecognizer> {
   const { model } = input;
   const language = model.multilingual ? (input.language ?? '') : '';
-  const key = JSON.stringify([model.encoder, model.decoder, language, input.task]);
+  // Token timestamps whenever the model has them: they place segment boundaries even when words are not kept.
+  const timestamps = model.wordTimestamps;
+  const key = JSON.stringify([model.encoder, model.decoder, language, input.task, timestamps]);
   if (loaded?.key === key) {
     return loaded.recognizer;
   }
@@ -114,7 +151,7 @@ async function recognizerFor(input: TranscribeTaskInput): Promise<SherpaRecogniz
         task: input.task,
         tailPaddings: -1,
         // Numbers, not booleans: the addon ignores `true`.
-        enableTokenTimestamps: model.wordTimestamps ? 1 : 0,
+        enableTokenTimestamps: timestamps ? 1 : 0,
       },
       tokens: model.tokens,
       numThreads: 1,
@@ -123,7 +160,7 @@ async function recognizerFor(input: TranscribeTaskInput): Promise<SherpaRecogniz
     },
     decodingMethod: 'greedy_search',
   });
-  loaded = { key, recognizer };
+  loaded = { key, model: model.name, recognizer };
   return recognizer;
 }
 
@@ -153,16 +190,19 @@ async function decodeResult(recognizer: SherpaRecognizer, samples: Float32Array)
   }
 }
 
+interface DecodedWord {
+  word: string;
+  start: number | null;
+  end: number | null;
+}
+
 /** Groups tokens into words: a token that starts with a space starts a new word; others extend the last one. */
-function wordsOf(result: SherpaResult, offsetSeconds: number, endSeconds: number): TranscriptWord[] {
-  const words: TranscriptWord[] = [];
+function wordsOf(result: SherpaResult, offsetSeconds: number, endSeconds: number): DecodedWord[] {
+  const words: DecodedWord[] = [];
   result.tokens.forEach((token, index) => {
     const start = result.timestamps[index];
-    if (start === undefined) {
-      return;
-    }
-    const absoluteStart = Math.min(offsetSeconds + start, endSeconds);
-    const absoluteEnd = Math.min(absoluteStart + (result.durations[index] ?? 0), endSeconds);
+    const absoluteStart = start === undefined ? null : Math.min(offsetSeconds + start, endSeconds);
+    const absoluteEnd = absoluteStart === null ? null : Math.min(absoluteStart + (result.durations[index] ?? 0), endSeconds);
     const last = words.at(-1);
     if (last === undefined || token.startsWith(' ')) {
       if (token.trim().length > 0) {
@@ -170,18 +210,96 @@ function wordsOf(result: SherpaResult, offsetSeconds: number, endSeconds: number
       }
     } else {
       last.word += token;
-      last.end = Math.max(last.end, absoluteEnd);
+      if (absoluteEnd !== null) {
+        last.end = Math.max(last.end ?? absoluteEnd, absoluteEnd);
+      }
     }
   });
+  return words;
+}
+
+function timedWords(words: readonly DecodedWord[]): TranscriptWord[] {
+  const timed: TranscriptWord[] = [];
+  for (const { word, start, end } of words) {
+    if (start !== null && end !== null) {
+      timed.push({ word, start, end });
+    }
+  }
   // Timestamps come in token order; keep words monotonic even when the aligner hesitates.
-  for (let i = 1; i < words.length; i++) {
-    const previous = words[i - 1];
-    const word = words[i];
-    if (previous && word && word.start < previous.end) {
-      previous.end = Math.max(previous.start, word.start);
+  for (let i = 1; i < timed.length; i++) {
+    const previous = timed[i - 1];
+    const word = timed[i];
+    if (previous && word) {
+      word.start = Math.max(word.start, previous.start);
+      word.end = Math.max(word.end, word.start);
+      if (word.start < previous.end) {
+        previous.end = word.start;
+      }
+    }
+  }
+  return timed;
+}
+
+/** Speech found by the VAD, in seconds from the start of the audio. */
+interface SpeechInterval {
+  start: number;
+  end: number;
+}
+
+/**
+ * Corrects word starts that the aligner puts where the VAD heard no speech. The aligner dates a window's first
+ * token at the window's start (its padding), and a word after a pause at the end of the word before it; the
+ * VAD's onset is the better time in both cases.
+ */
+function snapToSpeech(words: TranscriptWord[], windowStart: number, speech: readonly SpeechInterval[]): TranscriptWord[] {
+  const first = speech[0];
+  const head = words[0];
+  if (first && head && head.start - windowStart < 0.05 && first.start > head.start) {
+    head.start = Math.min(first.start, head.end);
+  }
+  for (let i = 1; i < speech.length; i++) {
+    const gapStart = speech[i - 1]?.end ?? 0;
+    const onset = speech[i]?.start ?? 0;
+    for (const word of words) {
+      if (word.start > gapStart && word.start < onset && word.end > onset) {
+        word.start = onset;
+      }
     }
   }
   return words;
+}
+
+/** A pause at least this long between two words starts a new segment. */
+const SEGMENT_PAUSE_SECONDS = 0.8;
+/** Past this length a segment also ends at the end of a sentence. */
+const SENTENCE_SEGMENT_SECONDS = 4;
+
+/** Splits the words of one decoded window into segments at pauses and, once long enough, at sentence ends. */
+function splitAtPauses(words: readonly TranscriptWord[]): { start: number; end: number; text: string; words: TranscriptWord[] }[] {
+  const groups: TranscriptWord[][] = [];
+  let current: TranscriptWord[] = [];
+  for (const word of words) {
+    const previous = current.at(-1);
+    const first = current[0];
+    if (
+      previous &&
+      first &&
+      (word.start - previous.end >= SEGMENT_PAUSE_SECONDS || (/[.?!。？！]["')\]]?$/u.test(previous.word) && previous.end - first.start >= SENTENCE_SEGMENT_SECONDS))
+    ) {
+      groups.push(current);
+      current = [];
+    }
+    current.push(word);
+  }
+  if (current.length > 0) {
+    groups.push(current);
+  }
+  return groups.map((group) => ({
+    start: group[0]?.start ?? 0,
+    end: Math.max(group.at(-1)?.end ?? 0, group[0]?.start ?? 0),
+    text: group.map((word) => word.word).join(' '),
+    words: group,
+  }));
 }
 
 /** Yields the float samples of a raw s16le file in chunks of about one second, reading as it goes. */
@@ -251,10 +369,17 @@ class SampleHistory {
   }
 }
 
+/** Through a long silence, progress is reported after every this many seconds of audio. */
+const SILENCE_PROGRESS_SECONDS = 30;
 /** Speech found by the VAD is padded by this much on each side: its onset detection clips soft first words. */
-const SPEECH_PAD_SAMPLES = Math.round(0.4 * SAMPLE_RATE);
-/** A gap shorter than this between two windows is decoded too rather than skipped. */
-const JOIN_GAP_SAMPLES = Math.round(1.5 * SAMPLE_RATE);
+const SPEECH_PAD_SAMPLES = Math.round(0.5 * SAMPLE_RATE);
+/** A gap shorter than this between two windows (or before the first) is decoded too rather than skipped. */
+const JOIN_GAP_SAMPLES = Math.round(3 * SAMPLE_RATE);
+/**
+ * The VAD dates a speech onset from the end of the buffer it was given, so it is fed one model window at a
+ * time: fed a second at once, onsets came up to a second late and first words were cut.
+ */
+const VAD_FEED_SAMPLES = 512;
 /** Audio kept for building windows; a speech span reaching further back is taken from the VAD's own copy. */
 const HISTORY_SAMPLES = 120 * SAMPLE_RATE;
 
@@ -265,7 +390,8 @@ const HISTORY_SAMPLES = 120 * SAMPLE_RATE;
 async function decodeSpeechWindows(
   vadModel: string,
   pcmPath: string,
-  decodeSpan: (startSample: number, samples: Float32Array) => Promise<void>,
+  decodeSpan: (startSample: number, samples: Float32Array, speech: readonly SpeechInterval[]) => Promise<void>,
+  onSilence: (doneSeconds: number) => void,
 ): Promise<void> {
   const vad = new sherpa.Vad(
     {
@@ -287,22 +413,47 @@ async function decodeSpeechWindows(
   const audio = new SampleHistory();
   const maxWindow = MAX_DECODE_SECONDS * SAMPLE_RATE;
   // Widened on purpose: the closures below change it, which narrowing cannot see.
-  let pending = null as { start: number; end: number } | null;
+  let pending = null as { start: number; end: number; speech: SpeechInterval[] } | null;
   let decodedUntil = 0;
+  let inFlight = null as Promise<void> | null;
 
+  /**
+   * Starts decoding a window and returns without waiting for it: the recognizer runs on the libuv pool, so the
+   * VAD reads on meanwhile and its cost hides behind the decode. One decode at a time keeps segments in order
+   * and memory flat (one window in flight, one being gathered).
+   */
+  const startDecode = async (startSample: number, samples: Float32Array, speech: readonly SpeechInterval[]): Promise<void> => {
+    if (inFlight !== null) {
+      await inFlight;
+    }
+    const running = decodeSpan(startSample, samples, speech);
+    inFlight = running;
+    // A failed decode stays in flight so that the next await throws it; the handler only keeps it from
+    // counting as unhandled meanwhile.
+    running.then(
+      () => {
+        if (inFlight === running) {
+          inFlight = null;
+        }
+      },
+      () => {},
+    );
+  };
   const decodePending = async (): Promise<void> => {
     if (pending !== null) {
-      const { start, end } = pending;
+      const { start, end, speech } = pending;
       pending = null;
       decodedUntil = end;
-      await decodeSpan(start, audio.slice(start, end));
+      await startDecode(start, audio.slice(start, end), speech);
     }
   };
   const onSpeech = async (speechStart: number, samples: Float32Array): Promise<void> => {
     let start = Math.max(0, speechStart - SPEECH_PAD_SAMPLES);
     const end = speechStart + samples.length + SPEECH_PAD_SAMPLES;
+    const interval = { start: speechStart / SAMPLE_RATE, end: (speechStart + samples.length) / SAMPLE_RATE };
     if (pending !== null && end - pending.start <= maxWindow) {
       pending.end = end;
+      pending.speech.push(interval);
       return;
     }
     await decodePending();
@@ -311,9 +462,9 @@ async function decodeSpeechWindows(
       start = Math.min(decodedUntil, speechStart);
     }
     if (start < audio.start) {
-      await decodeSpan(speechStart, samples);
+      await startDecode(speechStart, samples, [interval]);
     } else {
-      pending = { start, end };
+      pending = { start, end, speech: [interval] };
     }
   };
   const drain = async (): Promise<void> => {
@@ -326,27 +477,39 @@ async function decodeSpeechWindows(
   };
   for await (const chunk of pcmChunks(pcmPath)) {
     audio.push(chunk);
-    vad.acceptWaveform(chunk);
-    await drain();
+    for (let offset = 0; offset < chunk.length; offset += VAD_FEED_SAMPLES) {
+      vad.acceptWaveform(chunk.subarray(offset, offset + VAD_FEED_SAMPLES));
+      await drain();
+    }
     if (pending !== null && audio.end - pending.start > maxWindow + SPEECH_PAD_SAMPLES) {
       // No speech can join the pending window any more once the audio has moved past its limit.
       await decodePending();
     }
     audio.forgetBefore(Math.min(pending?.start ?? audio.end, audio.end - HISTORY_SAMPLES));
+    if (pending === null && inFlight === null) {
+      // Nothing waits to be decoded: all the audio read so far is done, and a long silence shows as progress.
+      onSilence(audio.end / SAMPLE_RATE);
+    }
   }
   vad.flush();
   await drain();
   await decodePending();
+  if (inFlight !== null) {
+    await inFlight;
+  }
 }
 
-export default async function transcribe(input: TranscribeTaskInput): Promise<Transcript> {
+export default async function transcribe(input: TranscribeTaskInput): Promise<TaskOutput> {
+  const taskStarted = performance.now();
   guard(input);
   const recognizer = await recognizerFor(input);
   const durationSeconds = (await stat(input.pcmPath)).size / 2 / SAMPLE_RATE;
   const segments: TranscriptSegment[] = [];
+  /** Samples of decoded windows that gave text, per language the engine reported for them. */
   const languages = new Map<string, number>();
+  let recognizerMs = 0;
 
-  const decodeSpan = async (startSample: number, samples: Float32Array): Promise<void> => {
+  const decodeSpan = async (startSample: number, samples: Float32Array, speech: readonly SpeechInterval[]): Promise<void> => {
     let offset = startSample;
     for (const window of windows(samples)) {
       const start = offset / SAMPLE_RATE;
@@ -355,28 +518,41 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Tr
       if (window.length < MIN_DECODE_SAMPLES) {
         continue;
       }
+      const decodeStarted = performance.now();
       const result = await decodeResult(recognizer, window);
-      const text = result.text.trim();
-      if (result.lang) {
-        languages.set(result.lang, (languages.get(result.lang) ?? 0) + window.length);
+      recognizerMs += performance.now() - decodeStarted;
+      const decoded = wordsOf(result, start, end);
+      const kept = collapseLoops(decoded);
+      const text = kept.length === decoded.length ? result.text.trim() : kept.map((word) => word.word).join(' ');
+      let segment: TranscriptSegment | null = null;
+      if (text.length > 0 && !isOnlyCaption(text)) {
+        if (result.lang) {
+          languages.set(result.lang, (languages.get(result.lang) ?? 0) + window.length);
+        }
+        const timed = snapToSpeech(timedWords(kept), start, speech);
+        const pieces = timed.length === kept.length && timed.length > 0 ? splitAtPauses(timed) : [{ start, end, text, words: [] }];
+        for (const piece of pieces) {
+          if (isOnlyCaption(piece.text)) {
+            continue;
+          }
+          segment = { id: segments.length, ...piece, words: input.wordTimestamps && timed.length > 0 ? piece.words : null };
+          segments.push(segment);
+        }
       }
-      if (text.length > 0) {
-        const segment: TranscriptSegment = {
-          id: segments.length,
-          start,
-          end,
-          text,
-          words: input.model.wordTimestamps ? wordsOf(result, start, end) : null,
-        };
-        segments.push(segment);
-        const message: ProgressMessage = { type: 'cesar:progress', processedSeconds: end, durationSeconds, segment };
-        process.send?.(message);
-      }
+      const message: ProgressMessage = { type: 'cesar:progress', processedSeconds: end, durationSeconds, segment, worker: workerReport() };
+      process.send?.(message);
     }
   };
 
   if (input.vadModel !== null) {
-    await decodeSpeechWindows(input.vadModel, input.pcmPath, decodeSpan);
+    let reportedSeconds = 0;
+    await decodeSpeechWindows(input.vadModel, input.pcmPath, decodeSpan, (doneSeconds) => {
+      if (doneSeconds - reportedSeconds >= SILENCE_PROGRESS_SECONDS) {
+        reportedSeconds = doneSeconds;
+        const message: ProgressMessage = { type: 'cesar:progress', processedSeconds: doneSeconds, durationSeconds, segment: null, worker: workerReport() };
+        process.send?.(message);
+      }
+    });
   } else {
     // Without a VAD model, fixed windows: words at the cuts may suffer, but nothing is dropped.
     const audio = new SampleHistory();
@@ -385,18 +561,37 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Tr
     for await (const chunk of pcmChunks(input.pcmPath)) {
       audio.push(chunk);
       if (audio.end - decodedUntil >= maxSamples) {
-        await decodeSpan(decodedUntil, audio.slice(decodedUntil, decodedUntil + maxSamples));
+        await decodeSpan(decodedUntil, audio.slice(decodedUntil, decodedUntil + maxSamples), []);
         decodedUntil += maxSamples;
         audio.forgetBefore(decodedUntil);
       }
     }
-    await decodeSpan(decodedUntil, audio.slice(decodedUntil, audio.end));
+    await decodeSpan(decodedUntil, audio.slice(decodedUntil, audio.end), []);
   }
 
-  const detected = [...languages.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  jobsDone++;
   return {
-    language: input.language ?? (input.model.multilingual ? (detected ?? 'en') : 'en'),
-    durationSeconds,
-    segments,
+    transcript: { ...transcriptLanguage(input, languages), durationSeconds, segments },
+    worker: workerReport(),
+    recognizerMs,
+    taskMs: performance.now() - taskStarted,
   };
+}
+
+/**
+ * The language of the transcript. The engine detects a language per window and gives no probability, so the
+ * confidence is the share of transcribed audio whose windows agreed on the language chosen: 1 when every
+ * window did, null when nothing was detected (a forced language, an English-only model, no speech).
+ */
+function transcriptLanguage(input: TranscribeTaskInput, languages: ReadonlyMap<string, number>): Pick<Transcript, 'language' | 'languageConfidence'> {
+  if (input.language !== null || !input.model.multilingual) {
+    return { language: input.language ?? 'en', languageConfidence: null };
+  }
+  const ranked = [...languages.entries()].sort((a, b) => b[1] - a[1]);
+  const total = ranked.reduce((sum, [, samples]) => sum + samples, 0);
+  const best = ranked[0];
+  if (!best || total === 0) {
+    return { language: 'en', languageConfidence: null };
+  }
+  return { language: best[0], languageConfidence: Math.round((best[1] / total) * 1000) / 1000 };
 }

@@ -7,14 +7,27 @@ import { Tinypool } from 'tinypool';
 
 import { AppError, ERROR_CODES } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
-import type { ProgressMessage, TranscribeTaskInput } from './transcribe-task.ts';
+import type { ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './transcribe-task.ts';
 import type { Transcript } from './transcript.ts';
 
 export interface TranscriptionPool {
   run(input: TranscribeTaskInput, options: { signal: AbortSignal; onProgress: (message: ProgressMessage) => void }): Promise<Transcript>;
+  /** Like `run`, with the worker's own timings (for benchmarks). */
+  runMeasured(input: TranscribeTaskInput, options: { signal: AbortSignal; onProgress: (message: ProgressMessage) => void }): Promise<TaskOutput>;
   /** Number of worker processes alive now. */
   readonly workerCount: number;
+  /** The last report of each live worker process. */
+  workers(): WorkerReport[];
+  /** How many times the workers were renewed because of a job count or memory bound since the pool started. */
+  readonly recycled: number;
   destroy(): Promise<void>;
+}
+
+export interface RecyclePolicy {
+  /** Replace a worker process after it has run this many jobs (0: never). */
+  maxJobs: number;
+  /** Replace a worker process once its resident memory passes this (0: never). */
+  maxRssBytes: number;
 }
 
 function isProgressMessage(value: unknown): value is ProgressMessage {
@@ -36,7 +49,35 @@ function toAppError(error: unknown, signal: AbortSignal): unknown {
   return new AppError('transcription_failed', 'The speech engine failed on this audio.', {}, { cause: error });
 }
 
-export function createTranscriptionPool(options: { workers: number; env?: Record<string, string> }): TranscriptionPool {
+export function createTranscriptionPool(options: { workers: number; env?: Record<string, string>; recycle?: RecyclePolicy }): TranscriptionPool {
+  const recycle = options.recycle ?? { maxJobs: 0, maxRssBytes: 0 };
+  const reports = new Map<number, WorkerReport>();
+  let recycled = 0;
+  let recycling: Promise<void> | null = null;
+  const livePids = (): Set<number> => new Set(pool.threads.map((worker) => (worker as unknown as { threadId: number }).threadId));
+  const remember = (report: WorkerReport): void => {
+    reports.set(report.pid, report);
+  };
+  /**
+   * The ONNX runtime never gives memory back, so a worker is replaced at a job boundary once it has done its
+   * share of jobs or grown past the memory bound. tinypool can only recycle the whole pool (idle workers at
+   * once, busy ones after their current job), so every worker is renewed together; none is interrupted, and
+   * reloading a model takes well under a second. tinypool's own memory limit reads the V8 heap, which does not
+   * see the runtime's native arenas; the worker's RSS does.
+   */
+  const maybeRecycle = (report: WorkerReport): void => {
+    const tooManyJobs = recycle.maxJobs > 0 && report.jobs >= recycle.maxJobs;
+    const tooBig = recycle.maxRssBytes > 0 && report.rssBytes >= recycle.maxRssBytes;
+    if ((tooManyJobs || tooBig) && recycling === null) {
+      recycled++;
+      recycling = pool
+        .recycleWorkers()
+        .catch(() => {})
+        .finally(() => {
+          recycling = null;
+        });
+    }
+  };
   const pool = new Tinypool({
     filename: new URL('./transcribe-task.ts', import.meta.url).href,
     runtime: 'child_process',
@@ -49,25 +90,48 @@ export function createTranscriptionPool(options: { workers: number; env?: Record
     // tinypool forks with only the env it is given.
     env: options.env ?? Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined)),
   });
-  return {
-    async run(input, { signal, onProgress }) {
-      try {
-        return (await pool.run(input, {
-          signal,
-          channel: {
-            postMessage: (message: unknown) => {
-              if (isProgressMessage(message)) {
-                onProgress(message);
-              }
-            },
+  // A worker that exits between jobs (killed from outside) is replaced by tinypool, which reports it here.
+  pool.on('error', () => {});
+  const runMeasured: TranscriptionPool['runMeasured'] = async (input, { signal, onProgress }) => {
+    let output: TaskOutput;
+    try {
+      output = (await pool.run(input, {
+        signal,
+        channel: {
+          postMessage: (message: unknown) => {
+            if (isProgressMessage(message)) {
+              remember(message.worker);
+              onProgress(message);
+            }
           },
-        })) as Transcript;
-      } catch (error) {
-        throw toAppError(error, signal);
-      }
+        },
+      })) as TaskOutput;
+    } catch (error) {
+      throw toAppError(error, signal);
+    }
+    remember(output.worker);
+    maybeRecycle(output.worker);
+    return output;
+  };
+  return {
+    runMeasured,
+    async run(input, options) {
+      return (await runMeasured(input, options)).transcript;
     },
     get workerCount() {
       return pool.threads.length;
+    },
+    workers() {
+      const live = livePids();
+      for (const pid of reports.keys()) {
+        if (!live.has(pid)) {
+          reports.delete(pid);
+        }
+      }
+      return [...reports.values()];
+    },
+    get recycled() {
+      return recycled;
     },
     destroy: () => pool.destroy(),
   };

@@ -69,6 +69,12 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
     if (task === 'translate' && !model.multilingual) {
       throw new AppError('unsupported_task', `The model ${model.name} is English-only and cannot translate.`);
     }
+    const granularity = body.timestamp_granularity ?? null;
+    if (granularity === 'word' && !model.wordTimestamps) {
+      throw new AppError('word_timestamps_unsupported', `The model ${model.name} has no alignment heads, so it cannot time words; ask for segment timestamps or another model.`, {
+        installed_models: models.filter((candidate) => candidate.wordTimestamps).map((candidate) => candidate.name),
+      });
+    }
     const webhookUrl = body.webhook_url ?? deps.webhooks.defaultUrl;
     if (webhookUrl !== null) {
       await deps.webhooks.checkUrl(webhookUrl);
@@ -85,11 +91,12 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
         maxAttempts: deps.maxAttempts,
         sourceUrl: sourceUrl?.href ?? null,
         retentionSeconds: body.retention_seconds ?? deps.retentionSeconds,
+        timestampGranularity: granularity,
       },
       deps.clock.now(),
     );
     locals.uploadClaimed = true;
-    const view = jobView(row);
+    const view = jobView(row, { queuePosition: await deps.store.queuePosition(row) }, deps.clock.now());
     if (webhookUrl !== null) {
       const attached = await deps.webhooks.attach(row.id, webhookUrl, parseWebhookEvents(body.webhook_events));
       view.webhook = jobWebhookView(attached.webhook, attached.last);

@@ -25,6 +25,16 @@ export function getHealthHandler(deps: ApiDeps): OperationHandler<'getHealth'> {
       },
     ];
     const ready = checks.every((check) => check.ok);
-    sendJson(res, 'getHealth', ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks });
+    sendJson(res, 'getHealth', ready ? 200 : 503, {
+      status: ready ? 'ready' : 'not_ready',
+      checks,
+      workers: deps.workers.workers().map((worker) => ({
+        model: worker.model,
+        rss_bytes: worker.rssBytes,
+        peak_rss_bytes: worker.peakRssBytes,
+        jobs: worker.jobs,
+      })),
+      workers_recycled: deps.workers.recycled,
+    });
   };
 }

@@ -20,7 +20,8 @@ export async function findJob(deps: ApiDeps, id: string): Promise<JobRow> {
 
 export function getJobHandler(deps: ApiDeps): OperationHandler<'getJob'> {
   return async (c, _req, res) => {
-    const view = jobView(await findJob(deps, c.request.params.id));
+    const job = await findJob(deps, c.request.params.id);
+    const view = jobView(job, { queuePosition: await deps.store.queuePosition(job) }, deps.clock.now());
     const webhook = await deps.webhooks.jobWebhook(view.id);
     if (webhook) {
       view.webhook = jobWebhookView(webhook.webhook, webhook.last);

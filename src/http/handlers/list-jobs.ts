@@ -33,7 +33,7 @@ export function listJobsHandler(deps: ApiDeps): OperationHandler<'listJobs'> {
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     sendJson(res, 'listJobs', 200, {
-      jobs: page.map(jobView),
+      jobs: await Promise.all(page.map(async (job) => jobView(job, { queuePosition: await deps.store.queuePosition(job) }, deps.clock.now()))),
       next_cursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
     });
   };
