@@ -33,7 +33,7 @@ describe('cesar submit', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(words(result.stdout), JFK.split(' '));
     const jobId = /job ([0-9a-f-]{36}) completed/.exec(result.stderr)?.[1] ?? '';
-    assert.deepEqual(jobLogMessages(server.logs, jobId), ['job accepted', 'job started', 'job completed']);
+    assert.deepEqual(jobLogMessages(server.logs, jobId), ['job accepted', 'job started', 'audio normalized; transcribing', 'job completed']);
 
     const toFiles = await runCesar(
       ['submit', path.join(FIXTURES, 'jfk.ogg'), '--server', server.client.baseUrl, '--wait', '--format', 'srt,json', '--output', 'out'],

@@ -21,9 +21,11 @@ const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 
+/** Every operation of the spec as Swagger UI titles it: paths by route, top-level webhooks by name. */
 function specOperations(): string[] {
+  const spec = loadSpec() as ReturnType<typeof loadSpec> & { webhooks?: Record<string, object> };
   const operations: string[] = [];
-  for (const [route, item] of Object.entries(loadSpec().paths ?? {})) {
+  for (const [route, item] of [...Object.entries(spec.paths ?? {}), ...Object.entries(spec.webhooks ?? {})]) {
     for (const method of ['get', 'put', 'post', 'delete', 'patch', 'head', 'options']) {
       if (item && method in item) {
         operations.push(`${method.toUpperCase()} ${route}`);
