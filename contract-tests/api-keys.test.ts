@@ -14,15 +14,16 @@ const OTHER_KEY = `ck_${randomUUID().replaceAll('-', '')}`;
 const HASHED_ONLY_KEY = `ck_${randomUUID().replaceAll('-', '')}`;
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
-/** Every operation of the spec with a concrete path to call it on. */
-function operations(): { operationId: string; method: string; path: string }[] {
-  const spec = loadSpec() as { paths: Record<string, Record<string, { operationId?: string }>> };
-  const found: { operationId: string; method: string; path: string }[] = [];
+/** Every operation of the spec with a concrete path to call it on, and whether the spec opens it to all. */
+function operations(): { operationId: string; method: string; path: string; open: boolean }[] {
+  const spec = loadSpec() as { paths: Record<string, Record<string, { operationId?: string; security?: unknown[] }>> };
+  const found: { operationId: string; method: string; path: string; open: boolean }[] = [];
   for (const [template, item] of Object.entries(spec.paths)) {
     for (const [method, operation] of Object.entries(item)) {
       if (typeof operation === 'object' && operation.operationId) {
         const concrete = template.replace('{id}', randomUUID()).replace('{delivery_id}', 'msg_0123456789abcdef');
-        found.push({ operationId: operation.operationId, method: method.toUpperCase(), path: concrete });
+        const open = Array.isArray(operation.security) && operation.security.length === 0;
+        found.push({ operationId: operation.operationId, method: method.toUpperCase(), path: concrete, open });
       }
     }
   }
@@ -39,12 +40,13 @@ describe('API keys', () => {
   test('with keys configured, no operation but health is reachable without a valid key', async () => {
     const all = operations();
     assert.ok(all.length >= 10, 'the spec lists the operations');
+    assert.deepEqual(all.filter((operation) => operation.open).map((operation) => operation.operationId).sort(), ['getHealth', 'getLiveness']);
     for (const headers of [{}, { 'X-API-Key': OTHER_KEY }, { 'X-API-Key': '' }]) {
-      for (const { operationId, method, path: target } of all) {
+      for (const { method, path: target, open } of all) {
         const body = method === 'POST' && target === '/jobs' ? await jobForm('jfk.ogg') : undefined;
         const response = await server.client.request(method, target, { headers, ...(body ? { body } : {}) });
-        if (operationId === 'getHealth') {
-          assert.ok(response.status === 200 || response.status === 503, `health answers without a key (${response.status})`);
+        if (open) {
+          assert.ok(response.status === 200 || response.status === 503, `${target} answers without a key (${response.status})`);
           continue;
         }
         assert.equal(response.status, 401, `${method} ${target} without a valid key`);

@@ -1,58 +1,69 @@
 import assert from 'node:assert/strict';
-import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 
-import { jobForm, modelsDir, requireModel, startServer, TEST_MODEL, tempDir, waitForJob } from '../support/harness.ts';
+import { loopedJfk } from '../support/audio.ts';
+import { jobForm, requireModel, startServer, waitForJob } from '../support/harness.ts';
 import type { JobBody, TestServer } from '../support/harness.ts';
 import { manualClock } from '../support/manual-clock.ts';
 
-/**
- * A models directory with the real test model and a model named `broken` whose tokens file is garbage: the
- * engine reads it natively and ends the whole process (`_Exit(255)`, see docs/engine.md), every time.
- */
-async function modelsWithABrokenOne(real: string): Promise<string> {
-  const dir = await tempDir('cesar-models-');
-  const source = path.join(real, `sherpa-onnx-whisper-${TEST_MODEL}`);
-  await symlink(source, path.join(dir, `sherpa-onnx-whisper-${TEST_MODEL}`));
-  await symlink(path.join(real, 'silero_vad.onnx'), path.join(dir, 'silero_vad.onnx'));
-  const broken = path.join(dir, 'sherpa-onnx-whisper-broken');
-  await mkdir(broken);
-  for (const part of ['encoder', 'decoder']) {
-    await symlink(path.join(source, `${TEST_MODEL}-${part}.int8.onnx`), path.join(broken, `broken-${part}.int8.onnx`));
-  }
-  await writeFile(path.join(broken, 'broken-tokens.txt'), 'these are\nnot tokens\n');
-  return dir;
+const run = promisify(execFile);
+
+/** The tinypool worker processes of this test process (the service runs in-process, so they are our children). */
+async function workerPids(): Promise<number[]> {
+  const { stdout } = await run('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)]);
+  return stdout
+    .split('\n')
+    .filter((line) => line.includes('tinypool'))
+    .map((line) => Number.parseInt(line.trim(), 10))
+    .filter((pid) => Number.isInteger(pid));
 }
+
+/**
+ * Waits until attempt `attempt` of the job has handed its audio to the worker (the dispatcher logs
+ * "audio normalized; transcribing" right before), gives the task a moment to start decoding, then kills the
+ * worker process with SIGKILL: to the server this is exactly what a native crash of the engine looks like
+ * (docs/engine.md), which the engine guards no longer let a request provoke.
+ */
+async function killWorkerDuring(server: TestServer, id: string, attempt: number): Promise<void> {
+  const handedOver = (): number =>
+    server.logs.filter((line) => line.includes('"audio normalized; transcribing"') && line.includes(id)).length;
+  while (handedOver() < attempt) {
+    const job = (await server.client.get(`/jobs/${id}`)).json as JobBody;
+    assert.ok(job.status === 'pending' || job.status === 'processing', `job ended ${job.status} before attempt ${attempt} was killed`);
+    await sleep(20);
+  }
+  // The 66 s of speech take seconds to decode; this leaves the task well inside the worker when it dies.
+  await sleep(300);
+  const pids = await workerPids();
+  assert.equal(pids.length, 1, `one worker process, found ${pids.length}`);
+  process.kill(pids[0] ?? 0, 'SIGKILL');
+}
+
+/** Six plays of jfk.ogg (66 s): long enough that every attempt is still decoding when it is killed. */
+const longSpeech = async (): Promise<FormData> => jobForm('long.ogg', {}, (await loopedJfk(6)).blob);
 
 describe('a worker process that dies natively', () => {
   let server: TestServer;
-  let models: string;
   before(async () => {
-    const real = modelsDir();
-    if (real === null) {
-      return;
-    }
-    models = await modelsWithABrokenOne(real);
-    server = await startServer({ CESAR_MODELS_DIR: models, CESAR_MAX_WORKERS: '1', CESAR_MAX_ATTEMPTS: '3', CESAR_RETRY_BASE_MS: '50' });
+    server = await startServer({ CESAR_MAX_WORKERS: '1', CESAR_MAX_ATTEMPTS: '3', CESAR_RETRY_BASE_MS: '50' });
   });
-  after(async () => {
-    await server?.close();
-    if (models) {
-      await rm(models, { recursive: true, force: true });
-    }
-  });
+  after(() => server.close());
 
   test('costs only its own job, which ends failed after its attempts instead of looping, while the server keeps serving', async (t) => {
     if (!requireModel(t)) {
       return;
     }
     const { client } = server;
-    const poison = await client.post('/jobs', { body: await jobForm('jfk.ogg', { model: 'broken' }) });
+    const poison = await client.post('/jobs', { body: await longSpeech() });
     assert.equal(poison.status, 202);
     const poisonId = (poison.json as JobBody).id;
     const good = ((await client.post('/jobs', { body: await jobForm('jfk.ogg') })).json as JobBody).id;
+    for (const attempt of [1, 2, 3]) {
+      await killWorkerDuring(server, poisonId, attempt);
+    }
 
     const failed = await waitForJob(client, poisonId, ['completed', 'failed']);
     assert.equal(failed.status, 'failed');
@@ -74,28 +85,18 @@ describe('a worker process that dies natively', () => {
 describe('a job whose attempt failed, on an injected clock', () => {
   const clock = manualClock();
   let server: TestServer;
-  let models: string;
   before(async () => {
-    const real = modelsDir();
-    if (real === null) {
-      return;
-    }
-    models = await modelsWithABrokenOne(real);
-    server = await startServer({ CESAR_MODELS_DIR: models, CESAR_MAX_ATTEMPTS: '2', CESAR_RETRY_BASE_MS: '60000' }, clock);
+    server = await startServer({ CESAR_MAX_WORKERS: '1', CESAR_MAX_ATTEMPTS: '2', CESAR_RETRY_BASE_MS: '60000' }, clock);
   });
-  after(async () => {
-    await server?.close();
-    if (models) {
-      await rm(models, { recursive: true, force: true });
-    }
-  });
+  after(() => server.close());
 
   test('shows its attempts, last error and next try time, and is not tried again before that time', async (t) => {
     if (!requireModel(t)) {
       return;
     }
     const { client } = server;
-    const id = ((await client.post('/jobs', { body: await jobForm('jfk.ogg', { model: 'broken' }) })).json as JobBody).id;
+    const id = ((await client.post('/jobs', { body: await longSpeech() })).json as JobBody).id;
+    await killWorkerDuring(server, id, 1);
     // The clock stands still: after the crash the job waits, pending, for a retry time that does not come.
     let job = (await client.get(`/jobs/${id}`)).json as JobBody;
     while (!(job.status === 'pending' && job.attempts === 1)) {
@@ -113,7 +114,9 @@ describe('a job whose attempt failed, on an injected clock', () => {
     assert.equal(await server.service.store.claim('probe', clock.now() + delay - 1, 1000), undefined, 'not claimable before its time');
 
     clock.advance(delay);
-    const failed = await waitForJob(client, id, ['failed']);
+    await killWorkerDuring(server, id, 2);
+    const failed = await waitForJob(client, id, ['completed', 'failed']);
+    assert.equal(failed.status, 'failed');
     assert.equal(failed.attempts, 2);
     assert.equal(failed.error?.code, 'worker_crashed');
     assert.equal(failed.next_attempt_at, null);
