@@ -64,14 +64,14 @@ describe('cesar submit', () => {
     assert.equal(fetched.status, 200);
   });
 
-  test('a URL is fetched by the command and submitted as a file', async (t) => {
+  test('a URL is submitted as a URL: the server downloads it, and a missing one fails the job', async (t) => {
     if (!requireModel(t)) {
       return;
     }
-    const server = await startServer();
-    const cwd = await tempDir();
     const audio = await readFile(path.join(FIXTURES, 'jfk.ogg'));
+    const requests: string[] = [];
     const host = createServer((req, res) => {
+      requests.push(req.url ?? '');
       if (req.url === '/talks/jfk.ogg') {
         res.writeHead(200, { 'content-type': 'audio/ogg' }).end(audio);
       } else {
@@ -79,22 +79,27 @@ describe('cesar submit', () => {
       }
     });
     await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
+    const address = host.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    // A LAN deployment: the operator lets the server fetch from this machine's port.
+    const server = await startServer({ CESAR_URL_ALLOW_PRIVATE_NETWORKS: 'true', CESAR_URL_ALLOWED_PORTS: String(port) });
+    const cwd = await tempDir();
     t.after(async () => {
       host.closeAllConnections();
       await new Promise((resolve) => host.close(resolve));
       await server.close();
       await rm(cwd, { recursive: true, force: true });
     });
-    const address = host.address();
-    const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    const base = `http://127.0.0.1:${port}`;
     const result = await runCesar(['submit', `${base}/talks/jfk.ogg`, '--server', server.client.baseUrl, '--wait'], { cwd });
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(words(result.stdout), JFK.split(' '));
     assert.match(result.stderr, /submitted jfk\.ogg as job/);
+    assert.deepEqual(requests, ['/talks/jfk.ogg'], 'the server fetched the audio once; the command did not');
 
-    const missing = await runCesar(['submit', `${base}/talks/none.ogg`, '--server', server.client.baseUrl], { cwd });
+    const missing = await runCesar(['submit', `${base}/talks/none.ogg`, '--server', server.client.baseUrl, '--wait'], { cwd });
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /talks\/none\.ogg answered 404/);
+    assert.match(missing.stderr, /failed: download_failed/);
   });
 
   test('a refused submission prints the problem code and exits 1', async (t) => {

@@ -25,8 +25,8 @@ type Problem = { title?: string; detail?: string; code?: string };
 
 export const SUBMIT_USAGE = `Usage: cesar submit FILE|URL --server URL [options]
 
-Sends a file (or the audio at a URL, fetched by this command) to a running Cesar server and prints the
-job. With --wait, follows the job's progress until it ends and writes its transcript.
+Sends a file, or a URL that the server downloads (under its URL policy), to a running Cesar server and
+prints the job. With --wait, follows the job's progress until it ends and writes its transcript.
 
 Options:
   --server URL          the server (default: http://127.0.0.1:8000)
@@ -63,21 +63,8 @@ function problemMessage(status: number, problem: unknown): string {
   return `the server answered ${status}${code ? ` ${code}` : ''}: ${detail ?? title ?? 'no detail'}`;
 }
 
-/** The audio as a Blob: a local file is read lazily from disk; a URL is fetched by this command. */
-async function loadAudio(source: string, signal: AbortSignal): Promise<{ blob: Blob; fileName: string }> {
-  if (/^https?:\/\//i.test(source)) {
-    let response: Response;
-    try {
-      response = await fetch(source, { signal });
-    } catch (error) {
-      throw new CliError(`cannot fetch ${source}: ${(error as Error).message}`, EXIT.unavailable);
-    }
-    if (!response.ok) {
-      throw new CliError(`${source} answered ${response.status} ${response.statusText}`, EXIT.failed);
-    }
-    const fileName = decodeURIComponent(new URL(source).pathname.split('/').pop() ?? '') || 'audio';
-    return { blob: await response.blob(), fileName };
-  }
+/** The audio as a Blob, read lazily from disk. */
+async function loadAudio(source: string): Promise<{ blob: Blob; fileName: string }> {
   try {
     if (!(await stat(source)).isFile()) {
       throw new CliError(`cannot read ${source}: not a file`, EXIT.failed);
@@ -89,6 +76,11 @@ async function loadAudio(source: string, signal: AbortSignal): Promise<{ blob: B
     }
     throw new CliError(`cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, EXIT.failed);
   }
+}
+
+/** The name a URL's audio goes by in messages and output files: its last path segment. */
+function urlFileName(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '') || 'audio';
 }
 
 async function connectionGuard<T>(server: string, request: Promise<T>): Promise<T> {
@@ -133,32 +125,35 @@ export async function submitCommand(argv: readonly string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     const client = createClient<paths>({ baseUrl: server.replace(/\/+$/, '') });
-    const audio = await loadAudio(source, signal);
     const model = stringOption(values, 'model');
     const language = stringOption(values, 'language');
-    const submission: components['schemas']['JobSubmission'] = {
-      file: audio.fileName,
+    const fields: Pick<components['schemas']['JobSubmission'], 'model' | 'language' | 'task'> = {
       ...(model !== undefined ? { model } : {}),
       ...(language !== undefined ? { language } : {}),
-      ...(task !== undefined ? { task } : {}),
+      ...(task === 'transcribe' || task === 'translate' ? { task } : {}),
     };
+    const isUrl = /^https?:\/\//i.test(source);
+    // A URL goes to the server, which downloads it under its own SSRF policy; a file is uploaded.
+    const audio = isUrl ? { blob: null, fileName: urlFileName(source) } : await loadAudio(source);
     const created = await connectionGuard(
       server,
-      client.POST('/jobs', {
-        body: submission,
-        // The typed body names the fields; the form carries the file itself.
-        bodySerializer: (body) => {
-          const form = new FormData();
-          for (const [name, value] of Object.entries(body)) {
-            if (name !== 'file') {
-              form.append(name, String(value));
-            }
-          }
-          form.append('file', audio.blob, audio.fileName);
-          return form;
-        },
-        signal,
-      }),
+      audio.blob === null
+        ? client.POST('/jobs', { body: { url: source, ...fields }, signal })
+        : client.POST('/jobs', {
+            body: { file: audio.fileName, ...fields },
+            // The typed body names the fields; the form carries the file itself.
+            bodySerializer: (body) => {
+              const form = new FormData();
+              for (const [name, value] of Object.entries(body)) {
+                if (name !== 'file') {
+                  form.append(name, String(value));
+                }
+              }
+              form.append('file', audio.blob, audio.fileName);
+              return form;
+            },
+            signal,
+          }),
     );
     if (!created.data) {
       throw new CliError(problemMessage(created.response.status, created.error), EXIT.failed);
@@ -174,10 +169,15 @@ export async function submitCommand(argv: readonly string[]): Promise<number> {
     // Live progress from the server's events when it has them, between polls; the job's own record, polled,
     // decides when it is over, so an unexpected event format can never make this wait forever.
     const events = new AbortController();
+    let status: Job['status'] = job.status;
     const following = followJobEvents(`${server.replace(/\/+$/, '')}/jobs/${encodeURIComponent(job.id)}/events`, AbortSignal.any([signal, events.signal]), (event) => {
       const current = (typeof event.job === 'object' && event.job !== null ? event.job : event) as Record<string, unknown>;
-      if (typeof current.progress === 'number' && typeof current.status === 'string') {
-        showJob({ progress: current.progress, status: current.status as Job['status'] });
+      // `status` events carry the status and progress; `progress` events only the progress.
+      if (typeof current.status === 'string') {
+        status = current.status as Job['status'];
+      }
+      if (typeof current.progress === 'number') {
+        showJob({ progress: current.progress, status });
       }
       return false;
     });
