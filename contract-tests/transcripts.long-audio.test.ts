@@ -52,6 +52,12 @@ describe('long and empty audio', () => {
       queued.push((await client.post('/jobs', { body: await jobForm(name) })).json as JobBody);
     }
     assert.deepEqual(queued.map((job) => [job.status, job.queue_position]), [['pending', 1], ['pending', 2]]);
+    const listed = (await client.get('/jobs?status=pending')).json as { jobs: JobBody[] };
+    assert.deepEqual(
+      listed.jobs.map((job) => [job.id, job.queue_position]),
+      [[queued[1]?.id, 2], [queued[0]?.id, 1]],
+      'a listing shows the same positions, newest first',
+    );
 
     const seen: JobBody[] = [];
     for (;;) {

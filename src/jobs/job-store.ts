@@ -104,6 +104,8 @@ export interface JobStore {
   recordProgress(id: string, owner: string, now: number, progress: TranscriptionProgress): Promise<boolean>;
   /** 1 for the pending job that runs next, in claim order; null for a job that is not pending. */
   queuePosition(job: JobRow): Promise<number | null>;
+  /** `queuePosition` of several jobs (a page of a listing) at the cost of about one count; keyed by job id. */
+  queuePositions(jobs: readonly JobRow[]): Promise<Map<string, number>>;
 }
 
 export interface TranscriptionProgress {
@@ -119,6 +121,38 @@ export interface JobProgress {
 }
 
 export function createJobStore(db: Database): JobStore {
+  const queuePositions: JobStore['queuePositions'] = async (jobs) => {
+    const pending = jobs
+      .filter((job) => job.status === 'pending')
+      .sort((a, b) => a.run_at - b.run_at || a.seq - b.seq);
+    const first = pending[0];
+    const last = pending.at(-1);
+    const positions = new Map<string, number>();
+    if (!first || !last) {
+      return positions;
+    }
+    // One count up to the earliest job in claim order (run_at, then seq), then a walk over the few pending
+    // rows from there to the last: counting separately for each job of a page scanned the queue each time.
+    const before = await db.read.get<{ ahead: number }>(
+      `SELECT COUNT(*) AS ahead FROM jobs INDEXED BY jobs_claimable
+        WHERE status = 'pending' AND (run_at < ? OR (run_at = ? AND seq < ?))`,
+      [first.run_at, first.run_at, first.seq],
+    );
+    const span = await db.read.all<{ id: string }>(
+      `SELECT id FROM jobs INDEXED BY jobs_claimable
+        WHERE status = 'pending' AND (run_at > ? OR (run_at = ? AND seq >= ?)) AND (run_at < ? OR (run_at = ? AND seq <= ?))
+        ORDER BY run_at, seq`,
+      [first.run_at, first.run_at, first.seq, last.run_at, last.run_at, last.seq],
+    );
+    const wanted = new Set(pending.map((job) => job.id));
+    span.forEach((row, index) => {
+      if (wanted.has(row.id)) {
+        positions.set(row.id, (before?.ahead ?? 0) + index + 1);
+      }
+    });
+    return positions;
+  };
+
   return {
     async enqueue(job, now) {
       const rows = await db.writeReturning<JobRow>(
@@ -325,17 +359,11 @@ export function createJobStore(db: Database): JobStore {
       return result.changes === 1;
     },
 
+    queuePositions,
+
     async queuePosition(job) {
-      if (job.status !== 'pending') {
-        return null;
-      }
-      // The claim order: run_at, then seq.
-      const row = await db.read.get<{ ahead: number }>(
-        `SELECT COUNT(*) AS ahead FROM jobs
-          WHERE status = 'pending' AND (run_at < ? OR (run_at = ? AND seq < ?))`,
-        [job.run_at, job.run_at, job.seq],
-      );
-      return (row?.ahead ?? 0) + 1;
+      return (await queuePositions([job])).get(job.id) ?? null;
     },
+
   };
 }

@@ -32,8 +32,10 @@ export function listJobsHandler(deps: ApiDeps): OperationHandler<'listJobs'> {
     });
     const page = rows.slice(0, limit);
     const last = page.at(-1);
+    const positions = await deps.store.queuePositions(page);
+    const now = deps.clock.now();
     sendJson(res, 'listJobs', 200, {
-      jobs: await Promise.all(page.map(async (job) => jobView(job, { queuePosition: await deps.store.queuePosition(job) }, deps.clock.now()))),
+      jobs: page.map((job) => jobView(job, { queuePosition: positions.get(job.id) ?? null }, now)),
       next_cursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
     });
   };
