@@ -9,26 +9,26 @@ import path from 'node:path';
 
 import { bundledFfmpegPath, createFfmpeg } from './audio/ffmpeg.ts';
 import type { Config } from './config.ts';
+import { createApiKeyVerifier } from './http/api-keys.ts';
 import { createApp } from './http/app.ts';
 import { openDatabase } from './jobs/database.ts';
 import type { Database } from './jobs/database.ts';
 import { createDispatcher, systemClock } from './jobs/dispatcher.ts';
 import type { Clock, Dispatcher } from './jobs/dispatcher.ts';
+import { createIdempotencyStore } from './jobs/idempotency-store.ts';
+import { createJobEventLog } from './jobs/job-events.ts';
 import { createJobStore } from './jobs/job-store.ts';
 import type { JobStore } from './jobs/job-store.ts';
 import { createRetentionSweeper } from './jobs/retention.ts';
 import type { RetentionSweeper } from './jobs/retention.ts';
 import type { Logger } from './logger.ts';
-import { createApiKeyVerifier } from './http/api-keys.ts';
-import { createIdempotencyStore } from './jobs/idempotency-store.ts';
-import { createJobEventLog } from './jobs/job-events.ts';
-import { createWebhookTarget } from './webhooks/webhook-target.ts';
-import { createWebhooks } from './webhooks/webhooks.ts';
 import { createMediaDownloader } from './net/media-download.ts';
 import { createUrlPolicy } from './net/url-policy.ts';
 import { createChecksumCache } from './transcription/checksum-cache.ts';
 import { createModelCatalog } from './transcription/models.ts';
 import { createTranscriptionPool } from './transcription/worker-pool.ts';
+import { createWebhookTarget } from './webhooks/webhook-target.ts';
+import { createWebhooks } from './webhooks/webhooks.ts';
 
 export interface Service {
   readonly config: Config;
