@@ -15,6 +15,31 @@ describe('upload limits', () => {
   });
   after(() => server.close());
 
+  test('a client that goes away in the middle of an upload leaves no file behind', async () => {
+    const { hostname, port } = new URL(server.client.baseUrl);
+    const request = http.request({
+      host: hostname,
+      port,
+      method: 'POST',
+      path: '/jobs',
+      headers: { 'content-type': 'multipart/form-data; boundary=gone', 'transfer-encoding': 'chunked' },
+    });
+    request.on('error', () => undefined);
+    request.write('--gone\r\ncontent-disposition: form-data; name="file"; filename="half.wav"\r\ncontent-type: audio/wav\r\n\r\n');
+    request.write(Buffer.alloc(256 * 1024, 7));
+    const uploads = path.join(server.dataDir, 'uploads');
+    // The server has started writing the file...
+    while ((await readdir(uploads)).length === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // ...when the client disappears without ending the body.
+    request.destroy();
+    while ((await readdir(uploads)).length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.deepEqual(await readdir(uploads), []);
+  });
+
   test('an upload over the limit is answered 413 while the client is still sending, and nothing is kept', async () => {
     const { hostname, port } = new URL(server.client.baseUrl);
     // Chunked, so no Content-Length gives the size away: only counting the streamed bytes can stop it.

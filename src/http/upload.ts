@@ -74,6 +74,7 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
       failure ??= error;
     };
     let stopped = false;
+    let currentOutput: ReturnType<typeof createWriteStream> | null = null;
     /**
      * Answers without reading the rest of the body: the request is unpiped and left paused, so TCP flow control
      * holds the client back until the error answer (sent with `Connection: close`) ends the connection.
@@ -109,6 +110,7 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
       let truncated = false;
       // Piped at once: a listener attached later would miss the chunks that already flowed.
       const output = createWriteStream(target, { flags: 'wx' });
+      currentOutput = output;
       stream.on('limit', () => {
         truncated = true;
         stopEarly(new AppError('upload_too_large', `The file is larger than the limit of ${maxBytes} bytes.`, { limit_bytes: maxBytes }), output);
@@ -169,6 +171,12 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
         }
         resolve({ fields, upload });
       })();
+    });
+    // A client that goes away mid-upload never ends the parser: close the file and delete what was written.
+    req.once('close', () => {
+      if (!req.complete) {
+        stopEarly(new AppError('invalid_request', 'The request ended before its body did.'), currentOutput ?? undefined);
+      }
     });
     req.pipe(parser);
   });
