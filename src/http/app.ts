@@ -101,8 +101,12 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     redeliverJobWebhook: redeliverJobWebhookHandler(deps),
   };
   const answerProblem = async (req: Request, res: Response, error: unknown): Promise<void> => {
-    await discardUpload(res);
-    await releaseIdempotencyKey(res, deps.idempotency);
+    try {
+      await discardUpload(res);
+      await releaseIdempotencyKey(res, deps.idempotency);
+    } catch (cleanupError) {
+      deps.logger.error('cleaning up a refused request failed', { error: cleanupError });
+    }
     sendProblem(res, error, deps.logger, req.originalUrl);
   };
   for (const [operationId, handler] of Object.entries(handlers)) {

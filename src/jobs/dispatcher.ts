@@ -271,10 +271,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           }
           events.emit('job:claimed', job);
           const controller = new AbortController();
-          const done = execute(job, controller).finally(() => {
-            running.delete(job.id);
-            void claimLoop();
-          });
+          const done = execute(job, controller)
+            // A write that fails while settling (disk full, database busy past its timeout) must not become an
+            // unhandled rejection, which would end the server and every job in it; the lease brings the job back.
+            .catch((error: unknown) => logger.error('settling a job failed', { job_id: job.id, error }))
+            .finally(() => {
+              running.delete(job.id);
+              void claimLoop();
+            });
           running.set(job.id, { controller, done });
         }
       } while (wakeAgain && accepting);
