@@ -20,7 +20,17 @@ interface KeyRow {
 export interface IdempotencyStore {
   claim(scope: string, key: string, now: number, ttlMs: number): Promise<IdempotencyClaim>;
   /** Records the owner's answer; later requests with the key get it again. */
-  complete(scope: string, key: string, record: { fingerprint: string; jobId: string; status: number; body: string }): Promise<void>;
+  /**
+   * Records the answer of the request that created a job. An upsert: if the client went away meanwhile and its
+   * claim was abandoned, the job exists all the same, and a retry with the key must get it, not a second one.
+   */
+  complete(
+    scope: string,
+    key: string,
+    record: { fingerprint: string; jobId: string; status: number; body: string },
+    now: number,
+    ttlMs: number,
+  ): Promise<void>;
   /** Frees a key whose request failed before it made a job, so that the client may retry with it. */
   abandon(scope: string, key: string): Promise<void>;
   /** At start-up: requests in flight died with the previous process. */
@@ -52,10 +62,13 @@ export function createIdempotencyStore(db: Database): IdempotencyStore {
         return { kind: 'done', fingerprint: row.fingerprint, status: row.response_status, body: row.response_body, jobId: row.job_id } as const;
       });
     },
-    async complete(scope, key, record) {
+    async complete(scope, key, record, now, ttlMs) {
       await db.write(
-        'UPDATE idempotency_keys SET fingerprint = ?, job_id = ?, response_status = ?, response_body = ? WHERE scope = ? AND key = ?',
-        [record.fingerprint, record.jobId, record.status, record.body, scope, key],
+        `INSERT INTO idempotency_keys (scope, key, created_at, expires_at, fingerprint, job_id, response_status, response_body)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, job_id = excluded.job_id,
+                response_status = excluded.response_status, response_body = excluded.response_body`,
+        [scope, key, now, now + ttlMs, record.fingerprint, record.jobId, record.status, record.body],
       );
     },
     async abandon(scope, key) {

@@ -102,7 +102,13 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
       view.webhook = jobWebhookView(attached.webhook, attached.last);
     }
     if (idempotency?.claim.kind === 'owner') {
-      await deps.idempotency.complete(idempotency.scope, idempotency.key, { fingerprint, jobId: row.id, status: 202, body: JSON.stringify(view) });
+      await deps.idempotency.complete(
+        idempotency.scope,
+        idempotency.key,
+        { fingerprint, jobId: row.id, status: 202, body: JSON.stringify(view) },
+        deps.clock.now(),
+        deps.idempotencyTtlSeconds * 1000,
+      );
     }
     deps.logger.info('job accepted', upload ? { job_id: row.id, model: row.model, size_bytes: upload.sizeBytes } : { job_id: row.id, model: row.model, source_host: sourceUrl?.host });
     deps.dispatcher.notify();
