@@ -197,7 +197,9 @@ export function createJobStore(db: Database): JobStore {
       const rows = await db.writeReturning<JobRow>(
         `UPDATE jobs
             SET status = 'processing', lease_owner = ?, lease_until = ?, attempts = attempts + 1,
-                started_at = COALESCE(started_at, ?), updated_at = ?
+                started_at = COALESCE(started_at, ?), updated_at = ?,
+                -- A new attempt starts from the beginning of the audio: so do its progress and speed.
+                progress = 0, processed_seconds = 0, speed = NULL
           WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_claimable WHERE status = 'pending' AND run_at <= ? ORDER BY run_at, seq LIMIT 1)
             AND status = 'pending'
           RETURNING *`,
