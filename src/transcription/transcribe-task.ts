@@ -524,7 +524,7 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
       const decoded = wordsOf(result, start, end);
       const kept = collapseLoops(decoded);
       const text = kept.length === decoded.length ? result.text.trim() : kept.map((word) => word.word).join(' ');
-      let segment: TranscriptSegment | null = null;
+      const found: TranscriptSegment[] = [];
       if (text.length > 0 && !isOnlyCaption(text)) {
         if (result.lang) {
           languages.set(result.lang, (languages.get(result.lang) ?? 0) + window.length);
@@ -535,12 +535,19 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
           if (isOnlyCaption(piece.text)) {
             continue;
           }
-          segment = { id: segments.length, ...piece, words: input.wordTimestamps && timed.length > 0 ? piece.words : null };
+          const segment = { id: segments.length, ...piece, words: input.wordTimestamps && timed.length > 0 ? piece.words : null };
           segments.push(segment);
+          found.push(segment);
         }
       }
-      const message: ProgressMessage = { type: 'cesar:progress', processedSeconds: end, durationSeconds, segment, worker: workerReport() };
-      process.send?.(message);
+      // One message per segment, so that live followers see every one; the window's last message, or a
+      // message without a segment, carries the window's end as the progress.
+      const messages = found.length > 0 ? found : [null];
+      messages.forEach((segment, index) => {
+        const processedSeconds = index === messages.length - 1 ? end : Math.min(end, segment?.end ?? end);
+        const message: ProgressMessage = { type: 'cesar:progress', processedSeconds, durationSeconds, segment, worker: workerReport() };
+        process.send?.(message);
+      });
     }
   };
 
