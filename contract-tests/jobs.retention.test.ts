@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -49,5 +52,52 @@ describe('retention of finished jobs', () => {
       const refused = await client.post('/jobs', { body: await jobForm('jfk.ogg', { retention_seconds: value }) });
       assert.equal(refused.status, 400, value);
     }
+  });
+});
+
+describe('retention of a job that still owes a webhook', () => {
+  const clock = manualClock();
+  let server: TestServer;
+  let receiver: Server;
+  let received = 0;
+  before(async () => {
+    // A receiver that is down: every delivery fails and is retried later.
+    receiver = createServer((_req, res) => {
+      received++;
+      res.writeHead(500).end();
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const address = receiver.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    server = await startServer(
+      {
+        CESAR_WEBHOOK_SECRETS: `whsec_${randomBytes(32).toString('base64')}`,
+        CESAR_URL_ALLOW_PRIVATE_NETWORKS: 'true',
+        CESAR_URL_ALLOWED_PORTS: String(port),
+      },
+      clock,
+    );
+  });
+  after(async () => {
+    await server.close();
+    receiver.closeAllConnections();
+    await new Promise((resolve) => receiver.close(resolve));
+  });
+
+  test('is kept past its retention until its webhook is delivered or given up, so the message is not lost', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const address = receiver.address();
+    const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/hook`;
+    const { client } = server;
+    const id = ((await client.post('/jobs', { body: await jobForm('jfk.ogg', { retention_seconds: '60', webhook_url: url }) })).json as JobBody).id;
+    assert.equal((await waitForJob(client, id, ['completed', 'failed'])).status, 'completed');
+    while (received === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    clock.advance(61_000);
+    assert.equal(await server.service.retention.sweep(), 0, 'the completed event is still owed');
+    assert.equal((await client.get(`/jobs/${id}`)).status, 200);
   });
 });

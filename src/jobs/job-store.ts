@@ -326,6 +326,9 @@ export function createJobStore(db: Database): JobStore {
         `DELETE FROM jobs WHERE seq IN (
            SELECT seq FROM jobs INDEXED BY jobs_expiry
             WHERE status IN ('completed', 'failed', 'canceled') AND completed_at + retention_seconds * 1000 <= ?
+              -- A job keeps its row while it still owes a webhook: deleting it would drop the message too.
+              AND NOT EXISTS (SELECT 1 FROM job_webhooks w WHERE w.job_id = jobs.id AND w.done = 0)
+              AND NOT EXISTS (SELECT 1 FROM webhook_messages m WHERE m.job_id = jobs.id AND m.status IN ('pending', 'delivering'))
             LIMIT ?)
          RETURNING id, input_path`,
         [now, limit],
