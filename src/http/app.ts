@@ -62,8 +62,12 @@ function isMultipart(contentType: string | string[] | undefined): boolean {
 }
 
 /** body-parser's errors (malformed or oversized JSON) as registered codes. */
-function bodyParserError(error: unknown): AppError {
+function bodyParserError(error: unknown): unknown {
   const type = (error as { type?: unknown } | null)?.type;
+  if (typeof type !== 'string') {
+    // Not the JSON parser's (a failing backpressure count, say): an internal error, logged as such.
+    return error;
+  }
   if (type === 'entity.too.large') {
     return new AppError('upload_too_large', 'The JSON body is larger than the limit.');
   }
