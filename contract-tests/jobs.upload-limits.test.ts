@@ -8,6 +8,24 @@ import { after, before, describe, test } from 'node:test';
 import { startServer } from './support/harness.ts';
 import type { TestServer } from './support/harness.ts';
 
+/**
+ * Opens a chunked multipart POST /jobs (no Content-Length gives the size away) and writes the file part's
+ * headers; the caller streams the file's bytes and decides how the request ends.
+ */
+function startFileUpload(baseUrl: string, fileName: string): http.ClientRequest {
+  const { hostname, port } = new URL(baseUrl);
+  const request = http.request({
+    host: hostname,
+    port,
+    method: 'POST',
+    path: '/jobs',
+    headers: { 'content-type': 'multipart/form-data; boundary=cesar', 'transfer-encoding': 'chunked' },
+  });
+  request.on('error', () => undefined);
+  request.write(`--cesar\r\ncontent-disposition: form-data; name="file"; filename="${fileName}"\r\ncontent-type: audio/wav\r\n\r\n`);
+  return request;
+}
+
 describe('upload limits', () => {
   let server: TestServer;
   before(async () => {
@@ -16,16 +34,7 @@ describe('upload limits', () => {
   after(() => server.close());
 
   test('a client that goes away in the middle of an upload leaves no file behind', async () => {
-    const { hostname, port } = new URL(server.client.baseUrl);
-    const request = http.request({
-      host: hostname,
-      port,
-      method: 'POST',
-      path: '/jobs',
-      headers: { 'content-type': 'multipart/form-data; boundary=gone', 'transfer-encoding': 'chunked' },
-    });
-    request.on('error', () => undefined);
-    request.write('--gone\r\ncontent-disposition: form-data; name="file"; filename="half.wav"\r\ncontent-type: audio/wav\r\n\r\n');
+    const request = startFileUpload(server.client.baseUrl, 'half.wav');
     request.write(Buffer.alloc(256 * 1024, 7));
     const uploads = path.join(server.dataDir, 'uploads');
     // The server has started writing the file...
@@ -41,17 +50,8 @@ describe('upload limits', () => {
   });
 
   test('an upload over the limit is answered 413 while the client is still sending, and nothing is kept', async () => {
-    const { hostname, port } = new URL(server.client.baseUrl);
-    // Chunked, so no Content-Length gives the size away: only counting the streamed bytes can stop it.
-    const request = http.request({
-      host: hostname,
-      port,
-      method: 'POST',
-      path: '/jobs',
-      headers: { 'content-type': 'multipart/form-data; boundary=limit', 'transfer-encoding': 'chunked' },
-    });
-    request.on('error', () => undefined);
-    request.write('--limit\r\ncontent-disposition: form-data; name="file"; filename="big.wav"\r\ncontent-type: audio/wav\r\n\r\n');
+    // Chunked, so only counting the streamed bytes can stop it.
+    const request = startFileUpload(server.client.baseUrl, 'big.wav');
     const chunk = Buffer.alloc(64 * 1024, 3);
     let sent = 0;
     const responded = once(request, 'response') as Promise<[http.IncomingMessage]>;
