@@ -1,68 +1,13 @@
 /**
  * @module config
- * Turns the environment into a frozen, typed configuration, or fails with a message that names the variable.
+ * The configuration as one table: every `CESAR_*` variable with its default, the values it accepts and what it
+ * means. `loadConfig` reads the environment through it; `cesar serve --help` and the README's configuration
+ * section are rendered from it (src/config-docs.ts), and a test fails when the README drifts from it.
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 
 import { DEFAULT_ALLOWED_PORTS, parsePortList } from './net/url-policy.ts';
-
-export interface Config {
-  readonly host: string;
-  readonly port: number;
-  readonly dataDir: string;
-  readonly modelsDir: string;
-  readonly maxWorkers: number;
-  readonly defaultModel: string;
-  readonly maxUploadBytes: number;
-  /** How long a claimed job stays owned without a heartbeat before another worker may take it. */
-  readonly leaseMs: number;
-  readonly maxAttempts: number;
-  /** How long running jobs get to finish after SIGTERM before they are aborted and released. */
-  readonly shutdownGraceMs: number;
-  /** Path of an ffmpeg binary to use instead of the bundled 2018 build. */
-  readonly ffmpegPath: string | null;
-  /** Wall-clock limit of one ffmpeg normalization. */
-  readonly ffmpegTimeoutMs: number;
-  readonly logFormat: 'json' | 'pretty';
-  /** Longest accepted media; longer files fail with `media_too_long` before transcription. 0: no limit. */
-  readonly maxDurationSeconds: number;
-  /** LAN deployments: URLs may point at private and loopback addresses. */
-  readonly urlAllowPrivateNetworks: boolean;
-  /** Ports a submitted URL (and every redirect) may use. */
-  readonly urlAllowedPorts: ReadonlySet<number>;
-  /** Largest download of a submitted URL. */
-  readonly maxDownloadBytes: number;
-  /** Wall-clock limit of one download, redirects included. */
-  readonly downloadTimeoutMs: number;
-  /** Where `cesar models download` fetches the official release files (a mirror for machines without GitHub). */
-  readonly modelsBaseUrl: string;
-  /** Retry delay of a failed attempt before jitter: `retryBaseMs * 2^(attempt-1)`, at most `retryMaxMs`. */
-  readonly retryBaseMs: number;
-  readonly retryMaxMs: number;
-  /** How long finished jobs and their files are kept, unless a job asks for another time. */
-  readonly retentionSeconds: number;
-  /** Past this many pending jobs, `POST /jobs` answers 503 instead of accepting more work. */
-  readonly maxPendingJobs: number;
-  /** SHA-256 digests of the accepted API keys; empty: no key needed. The keys themselves are not kept. */
-  readonly apiKeyDigests: readonly Buffer[];
-  /** How long an `Idempotency-Key` of `POST /jobs` is remembered. */
-  readonly idempotencyTtlSeconds: number;
-  /** Webhook URL for jobs that name none; null: only jobs with a `webhook_url` get webhooks. */
-  readonly webhookDefaultUrl: string | null;
-  /** Active `whsec_` signing secrets (one, or two while rotating); every message carries a signature of each. */
-  readonly webhookSecrets: readonly string[];
-  /** First retry delay of a webhook delivery; each later one is 4 times longer, up to `webhookRetryMaxMs`. */
-  readonly webhookRetryBaseMs: number;
-  readonly webhookRetryMaxMs: number;
-  readonly webhookMaxAttempts: number;
-  /** Limit of one webhook request, answer included. */
-  readonly webhookTimeoutMs: number;
-  /** A worker process is replaced after this many jobs (0: never); the ONNX runtime never returns memory. */
-  readonly workerMaxJobs: number;
-  /** A worker process is replaced once its resident memory passes this (0: never). */
-  readonly workerMaxRssBytes: number;
-}
 
 export class ConfigError extends Error {
   readonly variable: string;
@@ -75,55 +20,135 @@ export class ConfigError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') {
-    return fallback;
+interface ReadContext {
+  readonly env: Env;
+  /** Relative paths resolve against it. */
+  readonly cwd: string;
+}
+
+/** One row of the table. */
+export interface Setting<T> {
+  readonly variable: string;
+  /** The default as the documentation shows it. */
+  readonly shownDefault: string;
+  /** The accepted values as the documentation shows them. */
+  readonly accepts: string;
+  /** Markdown (code spans only): the README shows it as is, `--help` without the backticks. */
+  readonly meaning: string;
+  /** The `cesar serve` flag that sets the variable; `value` names its argument, none for a switch. */
+  readonly flag?: { readonly name: string; readonly value?: string };
+  /** Whole-number settings: the bounds, which a flag is checked against too. */
+  readonly range?: { readonly min: number; readonly max: number };
+  /** The value, from the variable's raw text (undefined or blank: the default). Throws a ConfigError. */
+  read(raw: string | undefined, context: ReadContext): T;
+}
+
+interface Row {
+  variable: string;
+  meaning: string;
+  flag?: { name: string; value?: string };
+}
+
+const blank = (raw: string | undefined): raw is undefined => raw === undefined || raw.trim() === '';
+
+/** A whole number in `[min, max]`; `scale` turns the variable's unit into the configuration's (MB into bytes). */
+function integer(row: Row & { default: number; min: number; max: number; scale?: number; shownDefault?: string }): Setting<number> {
+  const scale = row.scale ?? 1;
+  return {
+    ...row,
+    shownDefault: row.shownDefault ?? `\`${row.default}\``,
+    accepts: `${row.min} to ${row.max}`,
+    range: { min: row.min, max: row.max },
+    read(raw) {
+      if (blank(raw)) {
+        return row.default * scale;
+      }
+      if (!/^\d+$/.test(raw.trim())) {
+        throw new ConfigError(row.variable, `expected a whole number, got ${JSON.stringify(raw)}`);
+      }
+      const value = Number(raw.trim());
+      if (value < row.min || value > row.max) {
+        throw new ConfigError(row.variable, `must be between ${row.min} and ${row.max}, got ${value}`);
+      }
+      return value * scale;
+    },
+  };
+}
+
+function text(row: Row & { default: string; accepts: string; pattern?: RegExp }): Setting<string> {
+  return {
+    ...row,
+    shownDefault: `\`${row.default}\``,
+    read(raw) {
+      const value = blank(raw) ? row.default : raw.trim();
+      if (row.pattern && !row.pattern.test(value)) {
+        throw new ConfigError(row.variable, `expected ${row.accepts}, got ${JSON.stringify(value)}`);
+      }
+      return value;
+    },
+  };
+}
+
+function directory(row: Row & { default: string }): Setting<string> {
+  return {
+    ...row,
+    shownDefault: `\`${row.default}\``,
+    accepts: 'a path, relative to the working directory',
+    read: (raw, { cwd }) => path.resolve(cwd, blank(raw) ? row.default : raw.trim()),
+  };
+}
+
+function choice<const V extends string>(row: Row & { default: V; values: readonly V[]; shownDefault?: string }): Setting<V> {
+  const accepts = row.values.map((value) => `\`${value}\``).join(' or ');
+  return {
+    ...row,
+    shownDefault: row.shownDefault ?? `\`${row.default}\``,
+    accepts,
+    read(raw) {
+      const value = blank(raw) ? row.default : raw.trim();
+      const known = row.values.find((candidate) => candidate === value);
+      if (known === undefined) {
+        throw new ConfigError(row.variable, `expected ${row.values.join(' or ')}, got ${JSON.stringify(value)}`);
+      }
+      return known;
+    },
+  };
+}
+
+function flag(row: Row & { default: boolean }): Setting<boolean> {
+  return {
+    ...row,
+    shownDefault: `\`${String(row.default)}\``,
+    accepts: '`true`/`false`, `1`/`0`, `yes`/`no`',
+    read(raw) {
+      const value = raw?.trim().toLowerCase();
+      if (value === undefined || value === '') {
+        return row.default;
+      }
+      if (['1', 'true', 'yes'].includes(value)) {
+        return true;
+      }
+      if (['0', 'false', 'no'].includes(value)) {
+        return false;
+      }
+      throw new ConfigError(row.variable, `expected true or false, got ${JSON.stringify(value)}`);
+    },
+  };
+}
+
+function httpUrl(raw: string | undefined, variable: string): string | null {
+  if (blank(raw)) {
+    return null;
   }
-  if (!/^\d+$/.test(raw.trim())) {
-    throw new ConfigError(name, `expected a whole number, got ${JSON.stringify(raw)}`);
-  }
-  const value = Number(raw.trim());
-  if (value < min || value > max) {
-    throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  const value = raw.trim();
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    throw new ConfigError(variable, `expected an http or https URL, got ${JSON.stringify(value)}`);
   }
   return value;
 }
 
-function readString(env: Env, name: string, fallback: string): string {
-  const raw = env[name];
-  return raw === undefined || raw.trim() === '' ? fallback : raw.trim();
-}
-
-function readBool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name]?.trim().toLowerCase();
-  if (raw === undefined || raw === '') {
-    return fallback;
-  }
-  if (['1', 'true', 'yes'].includes(raw)) {
-    return true;
-  }
-  if (['0', 'false', 'no'].includes(raw)) {
-    return false;
-  }
-  throw new ConfigError(name, `expected true or false, got ${JSON.stringify(raw)}`);
-}
-
-function readPorts(env: Env, name: string, fallback: ReadonlySet<number>): ReadonlySet<number> {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') {
-    return fallback;
-  }
-  try {
-    return parsePortList(raw);
-  } catch (error) {
-    throw new ConfigError(name, (error as Error).message);
-  }
-}
-
-function readApiKeys(env: Env): Buffer[] {
-  const raw = env.CESAR_API_KEYS ?? '';
-  const entries = raw.split(',').map((entry) => entry.trim()).filter(Boolean);
+function apiKeyDigests(raw: string | undefined): Buffer[] {
+  const entries = (raw ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
   return entries.map((entry) => {
     const hashed = /^sha256:([0-9a-fA-F]{64})$/.exec(entry);
     if (hashed?.[1]) {
@@ -140,8 +165,8 @@ function readApiKeys(env: Env): Buffer[] {
   });
 }
 
-function readWebhookSecrets(env: Env): string[] {
-  const secrets = (env.CESAR_WEBHOOK_SECRETS ?? '').split(/[\s,]+/).filter(Boolean);
+function webhookSecrets(raw: string | undefined): string[] {
+  const secrets = (raw ?? '').split(/[\s,]+/).filter(Boolean);
   if (secrets.length > 2) {
     throw new ConfigError('CESAR_WEBHOOK_SECRETS', 'at most two secrets (the current one and the next) may be active');
   }
@@ -155,67 +180,247 @@ function readWebhookSecrets(env: Env): string[] {
   return secrets;
 }
 
-function readUrl(env: Env, name: string): string | null {
-  const raw = env[name]?.trim();
-  if (raw === undefined || raw === '') {
-    return null;
-  }
-  if (!URL.canParse(raw) || !/^https?:$/.test(new URL(raw).protocol)) {
-    throw new ConfigError(name, `expected an http or https URL, got ${JSON.stringify(raw)}`);
-  }
-  return raw;
-}
+const MB = 1024 * 1024;
+
+const maxUploadSize = integer({
+  variable: 'CESAR_MAX_UPLOAD_SIZE_MB',
+  default: 500,
+  min: 1,
+  max: 1_000_000,
+  scale: MB,
+  meaning: 'largest accepted upload (larger ones get 413)',
+});
+
+const maxDownloadSize = integer({
+  variable: 'CESAR_MAX_DOWNLOAD_SIZE_MB',
+  default: 500,
+  min: 1,
+  max: 1_000_000,
+  scale: MB,
+  meaning: 'largest download of a submitted URL',
+});
+
+/** The table, in the order the documentation lists it; each key is the configuration's member. */
+export const SETTINGS = {
+  host: text({ variable: 'CESAR_HOST', default: '127.0.0.1', accepts: 'a host name or IP address', flag: { name: 'host', value: 'ADDRESS' }, meaning: 'address to listen on' }),
+  port: integer({ variable: 'CESAR_PORT', default: 8000, min: 0, max: 65535, flag: { name: 'port', value: 'N' }, meaning: 'port to listen on (`0` picks a free one)' }),
+  dataDir: directory({
+    variable: 'CESAR_DATA_DIR',
+    default: './data',
+    flag: { name: 'data-dir', value: 'DIR' },
+    meaning: 'where the job database, uploads and work files live; nothing is written elsewhere',
+  }),
+  modelsDir: directory({
+    variable: 'CESAR_MODELS_DIR',
+    default: './models',
+    flag: { name: 'models-dir', value: 'DIR' },
+    meaning: 'where the Whisper models and the VAD model are installed',
+  }),
+  defaultModel: text({
+    variable: 'CESAR_DEFAULT_MODEL',
+    default: 'base',
+    accepts: 'a model name',
+    pattern: /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+    flag: { name: 'default-model', value: 'NAME' },
+    meaning: 'model for jobs that name none; `cesar serve` installs it when it is missing, unless offline',
+  }),
+  offline: flag({
+    variable: 'CESAR_OFFLINE',
+    default: false,
+    flag: { name: 'offline' },
+    meaning:
+      'never fetch models: without its default model or the VAD model, `cesar serve` starts not ready and names the command that installs them, instead of downloading them from `CESAR_MODELS_BASE_URL`',
+  }),
+  modelsBaseUrl: {
+    variable: 'CESAR_MODELS_BASE_URL',
+    shownDefault: '`https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/`',
+    accepts: 'an http or https URL',
+    meaning: 'where `cesar serve` and `cesar models download` fetch the release files (a mirror, for machines that cannot reach GitHub)',
+    read: (raw) => httpUrl(raw, 'CESAR_MODELS_BASE_URL') ?? 'https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/',
+  } satisfies Setting<string>,
+  maxWorkers: integer({
+    variable: 'CESAR_MAX_WORKERS',
+    default: 2,
+    min: 1,
+    max: 64,
+    flag: { name: 'workers', value: 'N' },
+    meaning: 'worker processes, each decoding one job at a time',
+  }),
+  maxUploadBytes: maxUploadSize,
+  maxAttempts: integer({ variable: 'CESAR_MAX_ATTEMPTS', default: 3, min: 1, max: 100, meaning: 'attempts for a job whose failure may be temporary (a crashed worker)' }),
+  leaseMs: integer({
+    variable: 'CESAR_LEASE_MS',
+    default: 30_000,
+    min: 500,
+    max: 3_600_000,
+    meaning: "a running job's lease; a job whose worker stops renewing it is taken back",
+  }),
+  shutdownGraceMs: integer({
+    variable: 'CESAR_SHUTDOWN_GRACE_MS',
+    default: 25_000,
+    min: 0,
+    max: 3_600_000,
+    meaning: 'on SIGTERM, how long running jobs may finish before they are released for the next start',
+  }),
+  ffmpegPath: {
+    variable: 'CESAR_FFMPEG_PATH',
+    shownDefault: 'bundled ffmpeg',
+    accepts: 'a path',
+    meaning: 'another ffmpeg binary to use (the bundled one is a 2018 static build)',
+    read: (raw, { cwd }) => (blank(raw) ? null : path.resolve(cwd, raw.trim())),
+  } satisfies Setting<string | null>,
+  ffmpegTimeoutMs: integer({ variable: 'CESAR_FFMPEG_TIMEOUT_MS', default: 600_000, min: 1000, max: 86_400_000, meaning: 'wall-clock limit of decoding one file' }),
+  maxDurationSeconds: integer({
+    variable: 'CESAR_MAX_DURATION_SECONDS',
+    default: 4 * 3600,
+    min: 0,
+    max: 7 * 86_400,
+    meaning: 'longest accepted media; longer files fail with `media_too_long` (`0`: no limit)',
+  }),
+  urlAllowPrivateNetworks: flag({
+    variable: 'CESAR_URL_ALLOW_PRIVATE_NETWORKS',
+    default: false,
+    meaning:
+      'let submitted URLs reach private, CGNAT, unique-local and loopback addresses (LAN deployments); metadata, link-local and multicast stay refused',
+  }),
+  urlAllowedPorts: {
+    variable: 'CESAR_URL_ALLOWED_PORTS',
+    shownDefault: `\`${[...DEFAULT_ALLOWED_PORTS].join(',')}\``,
+    accepts: 'ports and ranges, comma-separated: `80,443,8000-8999`',
+    meaning: 'ports a submitted URL and each of its redirects may use',
+    read(raw): ReadonlySet<number> {
+      if (blank(raw)) {
+        return DEFAULT_ALLOWED_PORTS;
+      }
+      try {
+        return parsePortList(raw);
+      } catch (error) {
+        throw new ConfigError('CESAR_URL_ALLOWED_PORTS', (error as Error).message);
+      }
+    },
+  } satisfies Setting<ReadonlySet<number>>,
+  maxDownloadBytes: {
+    ...maxDownloadSize,
+    shownDefault: 'upload limit',
+    read: (raw, context) => (blank(raw) ? maxUploadSize.read(context.env[maxUploadSize.variable], context) : maxDownloadSize.read(raw, context)),
+  } satisfies Setting<number>,
+  downloadTimeoutMs: integer({
+    variable: 'CESAR_DOWNLOAD_TIMEOUT_MS',
+    default: 300_000,
+    min: 1000,
+    max: 86_400_000,
+    meaning: 'wall-clock limit of one download, redirects included',
+  }),
+  logFormat: choice({
+    variable: 'CESAR_LOG_FORMAT',
+    default: 'json',
+    values: ['json', 'pretty'],
+    flag: { name: 'log-format', value: 'FORMAT' },
+    meaning: '`json` lines, or `pretty` for a terminal (`cesar serve` picks `pretty` itself when its output is a terminal and the variable is unset)',
+  }),
+  retryBaseMs: integer({
+    variable: 'CESAR_RETRY_BASE_MS',
+    default: 5000,
+    min: 10,
+    max: 3_600_000,
+    meaning: 'delay before the 2nd attempt of a job whose failure may be temporary; doubles each attempt, ±25 % jitter',
+  }),
+  retryMaxMs: integer({ variable: 'CESAR_RETRY_MAX_MS', default: 600_000, min: 10, max: 86_400_000, meaning: 'the longest delay between two attempts' }),
+  retentionSeconds: integer({
+    variable: 'CESAR_RETENTION_SECONDS',
+    default: 7 * 86_400,
+    shownDefault: '`604800` (7 days)',
+    min: 1,
+    max: 315_360_000,
+    meaning: 'how long finished jobs, their transcripts and files are kept (a job may ask for another time with `retention_seconds`)',
+  }),
+  maxPendingJobs: integer({
+    variable: 'CESAR_MAX_PENDING_JOBS',
+    default: 10_000,
+    min: 1,
+    max: 100_000_000,
+    meaning: 'past this many pending jobs, `POST /jobs` answers 503 with `Retry-After`',
+  }),
+  apiKeyDigests: {
+    variable: 'CESAR_API_KEYS',
+    shownDefault: 'none',
+    accepts: 'keys of 16+ characters or `sha256:<64 hex digits>`, comma-separated',
+    meaning:
+      'when set, every operation but `GET /health` and `GET /health/live` (and the docs) needs one of these keys in `X-API-Key`. Give a key plain or as the digest (`printf %s "$KEY" | sha256sum`); only digests are kept, compared in constant time, never logged',
+    read: (raw): readonly Buffer[] => apiKeyDigests(raw),
+  } satisfies Setting<readonly Buffer[]>,
+  idempotencyTtlSeconds: integer({
+    variable: 'CESAR_IDEMPOTENCY_TTL_SECONDS',
+    default: 86_400,
+    min: 60,
+    max: 30 * 86_400,
+    meaning: 'how long an `Idempotency-Key` of `POST /jobs` is remembered',
+  }),
+  webhookSecrets: {
+    variable: 'CESAR_WEBHOOK_SECRETS',
+    shownDefault: 'none',
+    accepts: 'one or two `whsec_` secrets, base64 of 24 to 64 bytes, comma-separated',
+    meaning: 'signing secrets, two while rotating; webhooks are refused without one. Every message carries a signature per secret',
+    read: (raw): readonly string[] => webhookSecrets(raw),
+  } satisfies Setting<readonly string[]>,
+  webhookDefaultUrl: {
+    variable: 'CESAR_WEBHOOK_URL',
+    shownDefault: 'none',
+    accepts: 'an http or https URL; needs `CESAR_WEBHOOK_SECRETS`',
+    meaning: 'webhook URL for jobs submitted without `webhook_url`',
+    read: (raw) => httpUrl(raw, 'CESAR_WEBHOOK_URL'),
+  } satisfies Setting<string | null>,
+  webhookRetryBaseMs: integer({
+    variable: 'CESAR_WEBHOOK_RETRY_BASE_MS',
+    default: 5000,
+    min: 10,
+    max: 3_600_000,
+    meaning: 'first retry delay of a failed delivery; each next one is 4 times longer (±25 % jitter) up to `CESAR_WEBHOOK_RETRY_MAX_MS`',
+  }),
+  webhookRetryMaxMs: integer({
+    variable: 'CESAR_WEBHOOK_RETRY_MAX_MS',
+    default: 6 * 3_600_000,
+    shownDefault: '`21600000` (6 hours)',
+    min: 10,
+    max: 86_400_000,
+    meaning: 'longest delay between two delivery attempts',
+  }),
+  webhookMaxAttempts: integer({
+    variable: 'CESAR_WEBHOOK_MAX_ATTEMPTS',
+    default: 12,
+    min: 1,
+    max: 100,
+    meaning: 'attempts per message (with the defaults about 31 hours of retries)',
+  }),
+  webhookTimeoutMs: integer({ variable: 'CESAR_WEBHOOK_TIMEOUT_MS', default: 15_000, min: 100, max: 120_000, meaning: 'limit of one delivery request, answer included' }),
+  workerMaxJobs: integer({
+    variable: 'CESAR_WORKER_MAX_JOBS',
+    default: 100,
+    min: 0,
+    max: 1_000_000,
+    meaning: 'worker processes are renewed after this many jobs (`0`: never); the ONNX runtime never gives memory back',
+  }),
+  workerMaxRssBytes: integer({
+    variable: 'CESAR_WORKER_MAX_RSS_MB',
+    default: 2048,
+    min: 0,
+    max: 1_000_000,
+    scale: MB,
+    meaning: 'worker processes are renewed once one holds this much resident memory after a job (`0`: never)',
+  }),
+};
+
+type Settings = typeof SETTINGS;
+
+export type Config = { readonly [K in keyof Settings]: ReturnType<Settings[K]['read']> };
 
 /** Reads the configuration from `env` (normally `process.env`); relative paths resolve against `cwd`. */
 export function loadConfig(env: Env, cwd: string): Config {
-  const host = readString(env, 'CESAR_HOST', '127.0.0.1');
-  const defaultModel = readString(env, 'CESAR_DEFAULT_MODEL', 'base');
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(defaultModel)) {
-    throw new ConfigError('CESAR_DEFAULT_MODEL', `not a model name: ${JSON.stringify(defaultModel)}`);
-  }
-  const logFormat = readString(env, 'CESAR_LOG_FORMAT', 'json');
-  if (logFormat !== 'json' && logFormat !== 'pretty') {
-    throw new ConfigError('CESAR_LOG_FORMAT', `expected json or pretty, got ${JSON.stringify(logFormat)}`);
-  }
-  const ffmpegPath = env.CESAR_FFMPEG_PATH?.trim();
-  const webhookDefaultUrl = readUrl(env, 'CESAR_WEBHOOK_URL');
-  const webhookSecrets = readWebhookSecrets(env);
-  if (webhookDefaultUrl !== null && webhookSecrets.length === 0) {
+  const context = { env, cwd };
+  const entries = Object.entries(SETTINGS).map(([key, setting]: [string, Setting<unknown>]) => [key, setting.read(env[setting.variable], context)]);
+  const config = Object.fromEntries(entries) as Config;
+  if (config.webhookDefaultUrl !== null && config.webhookSecrets.length === 0) {
     throw new ConfigError('CESAR_WEBHOOK_URL', 'webhooks are signed: set CESAR_WEBHOOK_SECRETS too');
   }
-  return Object.freeze({
-    host,
-    port: readInt(env, 'CESAR_PORT', 8000, 0, 65535),
-    dataDir: path.resolve(cwd, readString(env, 'CESAR_DATA_DIR', './data')),
-    modelsDir: path.resolve(cwd, readString(env, 'CESAR_MODELS_DIR', './models')),
-    maxWorkers: readInt(env, 'CESAR_MAX_WORKERS', 2, 1, 64),
-    defaultModel,
-    maxUploadBytes: readInt(env, 'CESAR_MAX_UPLOAD_SIZE_MB', 500, 1, 1_000_000) * 1024 * 1024,
-    leaseMs: readInt(env, 'CESAR_LEASE_MS', 30_000, 500, 3_600_000),
-    maxAttempts: readInt(env, 'CESAR_MAX_ATTEMPTS', 3, 1, 100),
-    shutdownGraceMs: readInt(env, 'CESAR_SHUTDOWN_GRACE_MS', 25_000, 0, 3_600_000),
-    ffmpegPath: ffmpegPath === undefined || ffmpegPath === '' ? null : path.resolve(cwd, ffmpegPath),
-    ffmpegTimeoutMs: readInt(env, 'CESAR_FFMPEG_TIMEOUT_MS', 600_000, 1000, 86_400_000),
-    logFormat,
-    maxDurationSeconds: readInt(env, 'CESAR_MAX_DURATION_SECONDS', 4 * 3600, 0, 7 * 86_400),
-    urlAllowPrivateNetworks: readBool(env, 'CESAR_URL_ALLOW_PRIVATE_NETWORKS', false),
-    urlAllowedPorts: readPorts(env, 'CESAR_URL_ALLOWED_PORTS', DEFAULT_ALLOWED_PORTS),
-    maxDownloadBytes: readInt(env, 'CESAR_MAX_DOWNLOAD_SIZE_MB', readInt(env, 'CESAR_MAX_UPLOAD_SIZE_MB', 500, 1, 1_000_000), 1, 1_000_000) * 1024 * 1024,
-    downloadTimeoutMs: readInt(env, 'CESAR_DOWNLOAD_TIMEOUT_MS', 300_000, 1000, 86_400_000),
-    modelsBaseUrl: readUrl(env, 'CESAR_MODELS_BASE_URL') ?? 'https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/',
-    retryBaseMs: readInt(env, 'CESAR_RETRY_BASE_MS', 5000, 10, 3_600_000),
-    retryMaxMs: readInt(env, 'CESAR_RETRY_MAX_MS', 600_000, 10, 86_400_000),
-    retentionSeconds: readInt(env, 'CESAR_RETENTION_SECONDS', 7 * 86_400, 1, 315_360_000),
-    maxPendingJobs: readInt(env, 'CESAR_MAX_PENDING_JOBS', 10_000, 1, 100_000_000),
-    apiKeyDigests: readApiKeys(env),
-    idempotencyTtlSeconds: readInt(env, 'CESAR_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 30 * 86_400),
-    webhookDefaultUrl,
-    webhookSecrets,
-    webhookRetryBaseMs: readInt(env, 'CESAR_WEBHOOK_RETRY_BASE_MS', 5000, 10, 3_600_000),
-    webhookRetryMaxMs: readInt(env, 'CESAR_WEBHOOK_RETRY_MAX_MS', 6 * 3_600_000, 10, 86_400_000),
-    webhookMaxAttempts: readInt(env, 'CESAR_WEBHOOK_MAX_ATTEMPTS', 12, 1, 100),
-    webhookTimeoutMs: readInt(env, 'CESAR_WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
-    workerMaxJobs: readInt(env, 'CESAR_WORKER_MAX_JOBS', 100, 0, 1_000_000),
-    workerMaxRssBytes: readInt(env, 'CESAR_WORKER_MAX_RSS_MB', 2048, 0, 1_000_000) * 1024 * 1024,
-  });
+  return Object.freeze(config);
 }

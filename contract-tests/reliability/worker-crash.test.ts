@@ -24,8 +24,8 @@ async function workerPids(): Promise<number[]> {
 /**
  * Waits until attempt `attempt` of the job has handed its audio to the worker (the dispatcher logs
  * "audio normalized; transcribing" right before), gives the task a moment to start decoding, then kills the
- * worker process with SIGKILL: to the server this is exactly what a native crash of the engine looks like
- * (docs/engine.md), which the engine guards no longer let a request provoke.
+ * worker process with SIGKILL: to the server this is exactly what a native crash of the engine looks like (a
+ * sherpa-onnx failure ends its process), which the engine guards no longer let a request provoke.
  */
 async function killWorkerDuring(server: TestServer, id: string, attempt: number): Promise<void> {
   const handedOver = (): number =>

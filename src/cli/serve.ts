@@ -6,44 +6,49 @@
  */
 import process from 'node:process';
 
-import type { Config } from '../config.ts';
+import { SETTINGS } from '../config.ts';
+import type { Config, Setting } from '../config.ts';
+import { configFlagsHelp, configHelp } from '../config-docs.ts';
 import { createLogger } from '../logger.ts';
 import type { Logger } from '../logger.ts';
 import { createService } from '../service.ts';
 import { createModelCatalog } from '../transcription/models.ts';
 import { intOption, parseCommandArgs, stringOption } from './args.ts';
-import type { OptionSpec } from './args.ts';
+import type { OptionSpec, ParsedArgs } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { commandConfig, mergedEnv } from './settings.ts';
 
 export const SERVE_USAGE = `Usage: cesar serve [options]
 
-Starts the Cesar HTTP API. Each option overrides its environment variable, which overrides the same
-variable in ./.env, which overrides the default.
+Starts the Cesar HTTP API. When the default model or the VAD model is missing, it first downloads them
+from CESAR_MODELS_BASE_URL (GET /health answers 503 with the download's progress meanwhile); offline, it
+starts not ready and names the command that installs them. Each option overrides its environment
+variable, which overrides the same variable in ./.env, which overrides the default.
 
 Options:
-  --host ADDRESS        address to listen on                 CESAR_HOST          (127.0.0.1)
-  --port N              port to listen on, 0 picks a free one CESAR_PORT          (8000)
-  --workers N           worker processes (one job each)      CESAR_MAX_WORKERS   (2)
-  --models-dir DIR      where the Whisper models are         CESAR_MODELS_DIR    (./models)
-  --data-dir DIR        job database, uploads, work files    CESAR_DATA_DIR      (./data)
-  --default-model NAME  model for jobs that name none        CESAR_DEFAULT_MODEL (base)
-  --log-format FORMAT   json or pretty                       CESAR_LOG_FORMAT    (pretty on a terminal, else json)
-  -h, --help            show this help
+${configFlagsHelp([['-h, --help', 'show this help']])}
+Settings (CESAR_* variables; the README's Configuration section has the same table):
+${configHelp()}`;
 
-Every other setting (upload size, attempts, leases, ffmpeg) is read from its CESAR_* variable; see the README.
-`;
+const FLAGGED = Object.values(SETTINGS as Record<string, Setting<unknown>>).flatMap((setting) => (setting.flag ? [{ setting, flag: setting.flag }] : []));
 
 const OPTIONS: OptionSpec = {
-  host: { type: 'string' },
-  port: { type: 'string' },
-  workers: { type: 'string' },
-  'models-dir': { type: 'string' },
-  'data-dir': { type: 'string' },
-  'default-model': { type: 'string' },
-  'log-format': { type: 'string' },
+  ...Object.fromEntries(FLAGGED.map(({ flag }) => [flag.name, { type: flag.value ? ('string' as const) : ('boolean' as const) }])),
   help: { type: 'boolean', short: 'h' },
 };
+
+/** The variables the flags set; whole numbers are checked here so that the error names the flag. */
+function flagVariables(values: ParsedArgs['values']): Record<string, string | undefined> {
+  return Object.fromEntries(
+    FLAGGED.map(({ setting, flag }) => {
+      if (!flag.value) {
+        return [setting.variable, values[flag.name] === true ? 'true' : undefined];
+      }
+      const value = setting.range ? intOption(values, flag.name, setting.range.min, setting.range.max)?.toString() : stringOption(values, flag.name);
+      return [setting.variable, value];
+    }),
+  );
+}
 
 /** Logs what is missing for the service to be ready and the command that installs it. */
 export async function reportMissingModels(config: Config, logger: Logger): Promise<void> {
@@ -65,15 +70,7 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
     process.stdout.write(SERVE_USAGE);
     return EXIT.ok;
   }
-  const flags: Record<string, string | undefined> = {
-    CESAR_HOST: stringOption(values, 'host'),
-    CESAR_PORT: intOption(values, 'port', 0, 65535)?.toString(),
-    CESAR_MAX_WORKERS: intOption(values, 'workers', 1, 64)?.toString(),
-    CESAR_MODELS_DIR: stringOption(values, 'models-dir'),
-    CESAR_DATA_DIR: stringOption(values, 'data-dir'),
-    CESAR_DEFAULT_MODEL: stringOption(values, 'default-model'),
-    CESAR_LOG_FORMAT: stringOption(values, 'log-format'),
-  };
+  const flags = flagVariables(values);
   // Readable lines on a terminal, unless the environment or .env chose a format.
   if (flags.CESAR_LOG_FORMAT === undefined && mergedEnv(process.env, process.cwd(), {}).CESAR_LOG_FORMAT === undefined && process.stdout.isTTY) {
     flags.CESAR_LOG_FORMAT = 'pretty';

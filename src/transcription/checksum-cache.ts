@@ -20,8 +20,6 @@ export interface FileChecksum {
 export interface ChecksumCache {
   /** The checksum when known; otherwise null, and hashing is queued. */
   lookup(file: string): Promise<FileChecksum>;
-  /** Resolves when every queued file is hashed (for tests and benchmarks). */
-  idle(): Promise<void>;
 }
 
 async function sha256Of(file: string): Promise<string> {
@@ -64,6 +62,5 @@ export function createChecksumCache(logger: Logger): ChecksumCache {
       }
       return { sizeBytes: info.size, sha256: null };
     },
-    idle: () => queue,
   };
 }

@@ -14,8 +14,6 @@ export interface TranscriptionPool {
   run(input: TranscribeTaskInput, options: { signal: AbortSignal; onProgress: (message: ProgressMessage) => void }): Promise<Transcript>;
   /** Like `run`, with the worker's own timings (for benchmarks). */
   runMeasured(input: TranscribeTaskInput, options: { signal: AbortSignal; onProgress: (message: ProgressMessage) => void }): Promise<TaskOutput>;
-  /** Number of worker processes alive now. */
-  readonly workerCount: number;
   /** The last report of each live worker process. */
   workers(): WorkerReport[];
   /** How many times the workers were renewed because of a job count or memory bound since the pool started. */
@@ -117,9 +115,6 @@ export function createTranscriptionPool(options: { workers: number; env?: Record
     runMeasured,
     async run(input, options) {
       return (await runMeasured(input, options)).transcript;
-    },
-    get workerCount() {
-      return pool.threads.length;
     },
     workers() {
       const live = livePids();
