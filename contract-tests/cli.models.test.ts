@@ -2,77 +2,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { extractTarBz2, findSystemBzip2 } from '../src/transcription/model-download.ts';
 import { runCesar, runCommand } from './support/cli.ts';
 import { FIXTURES, modelsDir, requireModel, tempDir, TEST_MODEL, words } from './support/harness.ts';
-
-const ARCHIVE = `sherpa-onnx-whisper-${TEST_MODEL}.tar.bz2`;
-
-interface Mirror {
-  baseUrl: string;
-  archiveSha256: string;
-  close(): Promise<void>;
-}
-
-/**
- * A release server in the official layout, made at test time: the test model packed as sherpa-onnx packs it
- * (one top folder per model, bzip2), and variants of it under other prefixes: cut off halfway, damaged,
- * and one whose folder holds no usable model.
- */
-async function startMirror(workDir: string, sourceModels: string): Promise<Mirror> {
-  const good = path.join(workDir, ARCHIVE);
-  const packed = await runCommand('tar', ['-C', sourceModels, '-cjf', good, `sherpa-onnx-whisper-${TEST_MODEL}`]);
-  assert.equal(packed.code, 0, packed.stderr);
-  const archive = await readFile(good);
-  const damaged = Buffer.from(archive);
-  damaged.fill(0x55, Math.floor(damaged.length / 3), Math.floor(damaged.length / 3) + 4096);
-
-  const fake = path.join(workDir, 'fake', `sherpa-onnx-whisper-${TEST_MODEL}`);
-  await mkdir(fake, { recursive: true });
-  await writeFile(path.join(fake, `${TEST_MODEL}-encoder.int8.onnx`), 'not an onnx model');
-  await writeFile(path.join(fake, `${TEST_MODEL}-decoder.int8.onnx`), 'not an onnx model');
-  await writeFile(path.join(fake, `${TEST_MODEL}-tokens.txt`), 'a 0\n');
-  const fakeArchive = path.join(workDir, 'fake.tar.bz2');
-  const packedFake = await runCommand('tar', ['-C', path.dirname(fake), '-cjf', fakeArchive, path.basename(fake)]);
-  assert.equal(packedFake.code, 0, packedFake.stderr);
-  const files: Record<string, Buffer> = {
-    [`/good/${ARCHIVE}`]: archive,
-    [`/damaged/${ARCHIVE}`]: damaged,
-    [`/fake/${ARCHIVE}`]: await readFile(fakeArchive),
-    '/good/silero_vad.onnx': await readFile(path.join(sourceModels, 'silero_vad.onnx')),
-  };
-  const server: Server = createServer((req, res) => {
-    const url = req.url ?? '';
-    if (url === `/cut/${ARCHIVE}`) {
-      // Announces the whole archive, sends half of it, then drops the connection.
-      res.writeHead(200, { 'content-length': archive.length, 'content-type': 'application/x-bzip2' });
-      res.write(archive.subarray(0, Math.floor(archive.length / 2)), () => res.destroy());
-      return;
-    }
-    const body = files[url];
-    if (!body) {
-      res.writeHead(404).end('Not Found');
-      return;
-    }
-    res.writeHead(200, { 'content-length': body.length, 'content-type': 'application/octet-stream' }).end(body);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  return {
-    baseUrl: `http://127.0.0.1:${port}`,
-    archiveSha256: createHash('sha256').update(archive).digest('hex'),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
+import { startReleaseMirror } from './support/release-mirror.ts';
+import type { ReleaseMirror } from './support/release-mirror.ts';
 
 /** Nothing installed and nothing left over: not the model folder, not a temporary download folder. */
 async function assertNothingInstalled(models: string): Promise<void> {
@@ -80,18 +17,15 @@ async function assertNothingInstalled(models: string): Promise<void> {
 }
 
 describe('cesar models download', () => {
-  let mirror: Mirror | null = null;
-  let workDir = '';
+  let mirror: ReleaseMirror | null = null;
   before(async () => {
-    workDir = await tempDir();
     const source = modelsDir();
     if (source !== null) {
-      mirror = await startMirror(workDir, source);
+      mirror = await startReleaseMirror(source);
     }
   });
   after(async () => {
     await mirror?.close();
-    await rm(workDir, { recursive: true, force: true });
   });
 
   const download = async (cwd: string, prefix: string, extra: string[] = []) =>

@@ -92,7 +92,7 @@ describe('submitting bad input', () => {
   });
 
   test('a language the model does not speak is refused before it reaches the engine', async (t) => {
-    if (!requireModel(t)) {
+    if (!requireModel(t, MULTILINGUAL_MODEL)) {
       return;
     }
     const english = await server.client.post('/jobs', { body: await jobForm('jfk.ogg', { model: TEST_MODEL, language: 'de' }) });

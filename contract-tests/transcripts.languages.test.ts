@@ -33,7 +33,7 @@ describe('languages with a multilingual model', () => {
   }
 
   test('German, Spanish and French speech is detected as such, with the confidence of the detection', async (t) => {
-    if (!requireModel(t)) {
+    if (!requireModel(t, MULTILINGUAL_MODEL)) {
       return;
     }
     const results = await Promise.all(FOREIGN.map((entry) => transcribe(entry.fixture, {})));
@@ -48,7 +48,7 @@ describe('languages with a multilingual model', () => {
   });
 
   test('a forced language is used as given, and detection confidence is then null', async (t) => {
-    if (!requireModel(t)) {
+    if (!requireModel(t, MULTILINGUAL_MODEL)) {
       return;
     }
     const result = await transcribe('fleurs-es-000.ogg', { language: 'es' });
@@ -58,7 +58,7 @@ describe('languages with a multilingual model', () => {
   });
 
   test('task=translate gives English words for German, Spanish and French speech', async (t) => {
-    if (!requireModel(t)) {
+    if (!requireModel(t, MULTILINGUAL_MODEL)) {
       return;
     }
     const results = await Promise.all(FOREIGN.map((entry) => transcribe(entry.fixture, { task: 'translate' })));

@@ -230,8 +230,10 @@ export interface paths {
         /**
          * Readiness
          * @description 200 when the service can transcribe (the default model is installed, its files and metadata are ones
-         *     the engine loads, and the VAD model is present), 503 with the failing checks otherwise. The service
-         *     answers here even while every worker is decoding. Liveness is `GET /health/live`.
+         *     the engine loads, and the VAD model is present), 503 with the failing checks otherwise. On its first
+         *     start `cesar serve` downloads a missing default or VAD model itself (unless `CESAR_OFFLINE`): meanwhile
+         *     the answer is 503 with the download's progress in `download`. The service answers here even while every
+         *     worker is decoding. Liveness is `GET /health/live`.
          */
         get: operations["getHealth"];
         put?: never;
@@ -598,6 +600,21 @@ export interface components {
             workers?: components["schemas"]["WorkerState"][];
             /** @description How many times the worker processes were renewed because of `CESAR_WORKER_MAX_JOBS` or `CESAR_WORKER_MAX_RSS_MB`. */
             workers_recycled?: number;
+            /**
+             * @description Present while `cesar serve` downloads a missing model from `CESAR_MODELS_BASE_URL` on its first start;
+             *     the service is not ready until it is installed.
+             */
+            download?: {
+                /** @description The Whisper model being installed, or `silero_vad` for the voice-activity model. */
+                model: string;
+                /** Format: uri */
+                url: string;
+                received_bytes: number;
+                /** @description The file's size, when the release site announced it. */
+                total_bytes: number | null;
+                /** @description Share of the file received, 0 to 100; null while the size is unknown. */
+                percent: number | null;
+            };
         };
         Model: {
             name: string;
@@ -1081,7 +1098,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description Alive but not ready; `checks` says why. */
+            /** @description Alive but not ready; `checks` says why, and `download` shows a model being installed. */
             503: {
                 headers: {
                     [name: string]: unknown;

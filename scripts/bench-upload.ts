@@ -59,6 +59,8 @@ async function benchUpload(): Promise<void> {
       CESAR_MAX_WORKERS: '1',
       // The default model need not exist: a 422 after the upload is stored measures the same streaming.
       CESAR_DEFAULT_MODEL: process.env.CESAR_DEFAULT_MODEL ?? 'tiny.en',
+      // ... and must not be downloaded meanwhile.
+      CESAR_OFFLINE: 'true',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

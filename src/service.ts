@@ -25,6 +25,9 @@ import type { Logger } from './logger.ts';
 import { createMediaDownloader } from './net/media-download.ts';
 import { createUrlPolicy } from './net/url-policy.ts';
 import { createChecksumCache } from './transcription/checksum-cache.ts';
+import { DEFAULT_DOWNLOAD_TIMEOUT_MS } from './transcription/model-download.ts';
+import { createModelInstaller } from './transcription/model-installer.ts';
+import type { InstallOutcome } from './transcription/model-installer.ts';
 import { createModelCatalog } from './transcription/models.ts';
 import { createTranscriptionPool } from './transcription/worker-pool.ts';
 import { createWebhookTarget } from './webhooks/webhook-target.ts';
@@ -36,6 +39,11 @@ export interface Service {
   readonly store: JobStore;
   readonly dispatcher: Dispatcher;
   readonly retention: RetentionSweeper;
+  /**
+   * Downloads the default model and the VAD model when they are missing (`GET /health` shows the progress);
+   * `close()` interrupts it. Resolves when done, never rejects: a failure is logged.
+   */
+  installMissingModels(): Promise<InstallOutcome>;
   /** Starts the dispatcher and listens; resolves with the bound address. */
   listen(): Promise<{ host: string; port: number }>;
   /** Graceful: stop accepting, let running jobs finish within `graceMs`, release the rest, close everything. */
@@ -53,6 +61,15 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     recycle: { maxJobs: config.workerMaxJobs, maxRssBytes: config.workerMaxRssBytes },
   });
   const checksums = createChecksumCache(logger);
+  const installer = createModelInstaller({
+    catalog: models,
+    defaultModel: config.defaultModel,
+    baseUrl: config.modelsBaseUrl,
+    logger,
+    timeoutMs: DEFAULT_DOWNLOAD_TIMEOUT_MS,
+  });
+  const stopInstalling = new AbortController();
+  let installing: Promise<InstallOutcome> | null = null;
   const urlPolicy = createUrlPolicy({ allowPrivateNetworks: config.urlAllowPrivateNetworks, allowedPorts: config.urlAllowedPorts });
   const dispatcher = createDispatcher({
     store,
@@ -108,6 +125,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     maxPendingJobs: config.maxPendingJobs,
     workers: pool,
     checksums,
+    modelDownload: () => installer.current(),
     startedMs: clock.now(),
   });
   let server: Server | null = null;
@@ -118,6 +136,10 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     store,
     dispatcher,
     retention,
+    installMissingModels() {
+      installing ??= installer.installMissing(stopInstalling.signal);
+      return installing;
+    },
     async listen() {
       // Before any claim: a file left by a killed server is only an orphan while no job of ours runs.
       await retention.removeOrphans();
@@ -146,6 +168,8 @@ export async function createService(config: Config, logger: Logger, clock: Clock
           })
         : Promise.resolve();
       retention.stop();
+      stopInstalling.abort();
+      await installing;
       await dispatcher.stop(graceMs);
       jobEvents.stop();
       await webhooks.stop();

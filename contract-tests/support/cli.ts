@@ -18,12 +18,15 @@ export interface CliResult {
   stderr: string;
 }
 
-/** The environment of the test process without its CESAR_* settings, plus `env`: each test says what it sets. */
+/**
+ * The environment of the test process without its CESAR_* settings, plus `env`: each test says what it sets.
+ * Offline unless a test says otherwise: a test must never reach the real release site.
+ */
 export function cliEnv(env: Record<string, string> = {}): Record<string, string> {
   const base = Object.fromEntries(
     Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('CESAR_')),
   );
-  return { ...base, ...env };
+  return { ...base, CESAR_OFFLINE: 'true', ...env };
 }
 
 export function spawnCesar(args: readonly string[], options: { cwd: string; env?: Record<string, string> }): ChildProcess {

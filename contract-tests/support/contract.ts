@@ -190,7 +190,7 @@ function failRun(message: string): void {
 after(() => {
   if (skipped.length > 0) {
     process.stderr.write(
-      `\n!!! ${skipped.length} test(s) SKIPPED because no Whisper model was found (set CESAR_MODELS_DIR):\n${skipped.map((name) => `!!!   ${name}`).join('\n')}\n`,
+      `\n!!! ${skipped.length} test(s) SKIPPED because a Whisper model was missing (set CESAR_MODELS_DIR, or let npm test fetch tiny.en into ./models):\n${skipped.map((name) => `!!!   ${name}`).join('\n')}\n`,
     );
     if (process.env.CI) {
       failRun('CI must run the real-model tests: point CESAR_MODELS_DIR at the models.');

@@ -1,9 +1,8 @@
 /**
  * @module contract-tests/support/harness
- * Starts a real Cesar service for a test: its own temporary data directory, port 0, the models directory from
- * `CESAR_MODELS_DIR`. Tests that need a model call `requireModel()`, which skips them loudly when none is there.
+ * Starts a real Cesar service for a test: its own temporary data directory, port 0, the models directory of
+ * support/test-models.ts. Tests that need a model call `requireModel()`, which skips them loudly when it is missing.
  */
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,28 +16,25 @@ import type { Service } from '../../src/service.ts';
 import { createService } from '../../src/service.ts';
 import { contractClient, noteSkipped } from './contract.ts';
 import type { ContractClient } from './contract.ts';
+import { holdsModel, MULTILINGUAL_MODEL, TEST_MODEL, testModelsSearchDir } from './test-models.ts';
 
 export const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures');
-export const TEST_MODEL = 'tiny.en';
-export const MULTILINGUAL_MODEL = 'base';
+export { MULTILINGUAL_MODEL, TEST_MODEL };
 
-/** The models directory the tests use, or null when it does not hold the test model. */
+/** The models directory the tests use (CESAR_MODELS_DIR, else ./models), or null when it lacks the test model. */
 export function modelsDir(): string | null {
-  const dir = process.env.CESAR_MODELS_DIR;
-  if (!dir) {
-    return null;
-  }
-  const resolved = path.resolve(dir);
-  return existsSync(path.join(resolved, `sherpa-onnx-whisper-${TEST_MODEL}`)) ? resolved : null;
+  const dir = testModelsSearchDir();
+  return holdsModel(dir, TEST_MODEL) ? dir : null;
 }
 
-/** Skips the test, and records it for the end-of-run warning, when no model is installed. */
-export function requireModel(t: TestContext): boolean {
-  if (modelsDir() !== null) {
+/** Skips the test, and records it for the end-of-run warning, when `model` (default: the test model) is missing. */
+export function requireModel(t: TestContext, model: string = TEST_MODEL): boolean {
+  const dir = testModelsSearchDir();
+  if (holdsModel(dir, TEST_MODEL) && holdsModel(dir, model)) {
     return true;
   }
   noteSkipped(t.fullName);
-  t.skip(`NO MODEL: CESAR_MODELS_DIR does not hold sherpa-onnx-whisper-${TEST_MODEL}`);
+  t.skip(`NO MODEL: ${dir} does not hold sherpa-onnx-whisper-${model}${model === TEST_MODEL ? '' : ` and sherpa-onnx-whisper-${TEST_MODEL}`} with silero_vad.onnx`);
   return false;
 }
 

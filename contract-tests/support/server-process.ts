@@ -47,6 +47,8 @@ export async function startServerProcess(dataDir: string, env: Record<string, st
       CESAR_MODELS_DIR: modelsDir() ?? path.join(dataDir, 'no-models'),
       CESAR_DEFAULT_MODEL: TEST_MODEL,
       CESAR_LOG_FORMAT: 'json',
+      // Never the real release site from a test.
+      CESAR_OFFLINE: 'true',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -3,18 +3,17 @@
  * `cesar models` lists the installed models; `cesar models download NAME` installs an official release archive
  * (see transcription/model-download.ts), and the VAD model with it when it is missing.
  */
-import path from 'node:path';
 import process from 'node:process';
 
 import { createModelCatalog, VAD_MODEL_FILE } from '../transcription/models.ts';
 import {
+  DEFAULT_DOWNLOAD_TIMEOUT_MS,
   DownloadError,
   installVadModel,
   installWhisperModel,
   isValidModelName,
-  modelArchiveUrl,
+  manualInstallHint,
   VAD_NAMES,
-  vadUrl,
 } from '../transcription/model-download.ts';
 import type { InstallOptions } from '../transcription/model-download.ts';
 import { intOption, parseCommandArgs, stringOption } from './args.ts';
@@ -85,17 +84,6 @@ async function listModels(modelsDir: string, defaultModel: string, json: boolean
   return EXIT.ok;
 }
 
-function handInstallHint(name: string, baseUrl: string, modelsDir: string): string {
-  if (VAD_NAMES.includes(name)) {
-    return `To install it by hand, download ${vadUrl(baseUrl)} on a machine that is online and copy it to ${path.join(modelsDir, VAD_MODEL_FILE)}.`;
-  }
-  return (
-    `To install it by hand, download ${modelArchiveUrl(baseUrl, name)} on a machine that is online and unpack it ` +
-    `into ${modelsDir} (tar xjf FILE -C ${modelsDir}), so that ${path.join(modelsDir, `sherpa-onnx-whisper-${name}`, `${name}-encoder.int8.onnx`)} ` +
-    `exists; put ${vadUrl(baseUrl)} next to it as ${path.join(modelsDir, VAD_MODEL_FILE)}.`
-  );
-}
-
 async function downloadModel(name: string, options: InstallOptions): Promise<number> {
   const label = VAD_NAMES.includes(name) ? VAD_MODEL_FILE : name;
   const progressFor = (what: string) => {
@@ -128,7 +116,7 @@ async function downloadModel(name: string, options: InstallOptions): Promise<num
       process.stderr.write('\n');
     }
     if (error.kind === 'unreachable') {
-      throw new CliError(`${error.message}. Are you offline? ${handInstallHint(name, options.baseUrl, options.modelsDir)}`, EXIT.unavailable);
+      throw new CliError(`${error.message}. Are you offline? ${manualInstallHint(name, options.baseUrl, options.modelsDir)}`, EXIT.unavailable);
     }
     if (error.kind === 'aborted') {
       throw new CliError(`${error.message}; nothing was installed`, EXIT.interrupted);
@@ -169,7 +157,7 @@ export async function modelsCommand(argv: readonly string[]): Promise<number> {
   if (!URL.canParse(baseUrl)) {
     throw new UsageError(`--base-url is not a URL: ${JSON.stringify(baseUrl)}`);
   }
-  const timeoutMs = intOption(values, 'timeout-ms', 100, 3_600_000) ?? 15_000;
+  const timeoutMs = intOption(values, 'timeout-ms', 100, 3_600_000) ?? DEFAULT_DOWNLOAD_TIMEOUT_MS;
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
   process.once('SIGINT', onSignal);

@@ -1,8 +1,9 @@
 /**
  * @module cli/serve
  * `cesar serve`: starts the HTTP service and turns SIGTERM/SIGINT into a graceful shutdown (a second signal
- * exits at once). Without its default model it still starts, answers not-ready on /health, and says which one
- * command installs what is missing.
+ * exits at once). Without its default model or the VAD model it still starts, answering not-ready on /health,
+ * and installs them from the release site; offline, or when that fails, it says which one command installs
+ * what is missing.
  */
 import process from 'node:process';
 
@@ -12,6 +13,7 @@ import { configFlagsHelp, configHelp } from '../config-docs.ts';
 import { createLogger } from '../logger.ts';
 import type { Logger } from '../logger.ts';
 import { createService } from '../service.ts';
+import type { Service } from '../service.ts';
 import { createModelCatalog } from '../transcription/models.ts';
 import { intOption, parseCommandArgs, stringOption } from './args.ts';
 import type { OptionSpec, ParsedArgs } from './args.ts';
@@ -80,8 +82,15 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
   const service = await createService(config, logger);
   const { host, port } = await service.listen();
   logger.info('cesar listening', { url: `http://${host}:${port}`, docs: `http://${host}:${port}/docs`, data_dir: config.dataDir, models_dir: config.modelsDir });
-  await reportMissingModels(config, logger);
+  const stopped = stopOnSignals(service, config, logger);
+  if (config.offline || (await service.installMissingModels()) !== 'aborted') {
+    await reportMissingModels(config, logger);
+  }
+  return stopped;
+}
 
+/** Never resolves: the process exits once the service has closed. */
+function stopOnSignals(service: Service, config: Config, logger: Logger): Promise<number> {
   return new Promise<number>(() => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {

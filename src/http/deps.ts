@@ -11,6 +11,7 @@ import type { Webhooks } from '../webhooks/webhooks.ts';
 import type { ApiKeyVerifier } from './api-keys.ts';
 import type { UrlPolicy } from '../net/url-policy.ts';
 import type { ChecksumCache } from '../transcription/checksum-cache.ts';
+import type { ModelDownloadState } from '../transcription/model-installer.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 
@@ -37,6 +38,8 @@ export interface ApiDeps {
   /** What the worker processes report about themselves (loaded model, memory). */
   workers: Pick<TranscriptionPool, 'workers' | 'recycled'>;
   checksums: ChecksumCache;
+  /** The model download `cesar serve` runs on its first start, while there is one. */
+  modelDownload: () => ModelDownloadState | null;
   /** When the service started, for the liveness answer. */
   startedMs: number;
 }

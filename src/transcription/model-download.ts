@@ -25,7 +25,8 @@ import { readOnnxMetadata } from './onnx-metadata.ts';
 import { createModelCatalog, VAD_MODEL_FILE } from './models.ts';
 import type { InstalledModel } from './models.ts';
 
-export const DEFAULT_MODELS_BASE_URL = 'https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/';
+/** How long a download may wait for the server to answer, or for the next bytes, unless told otherwise. */
+export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 15_000;
 export const VAD_NAMES: readonly string[] = ['silero_vad', 'vad'];
 const MODEL_DIR_PREFIX = 'sherpa-onnx-whisper-';
 const TEMP_PREFIX = '.cesar-download-';
@@ -73,6 +74,18 @@ export function modelArchiveUrl(baseUrl: string, name: string): string {
 
 export function vadUrl(baseUrl: string): string {
   return new URL(VAD_MODEL_FILE, baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`).href;
+}
+
+/** What to do by hand when the release site cannot be reached: where to download `name` and where to put it. */
+export function manualInstallHint(name: string, baseUrl: string, modelsDir: string): string {
+  if (VAD_NAMES.includes(name)) {
+    return `To install it by hand, download ${vadUrl(baseUrl)} on a machine that is online and copy it to ${path.join(modelsDir, VAD_MODEL_FILE)}.`;
+  }
+  return (
+    `To install it by hand, download ${modelArchiveUrl(baseUrl, name)} on a machine that is online and unpack it ` +
+    `into ${modelsDir} (tar xjf FILE -C ${modelsDir}), so that ${path.join(modelsDir, `${MODEL_DIR_PREFIX}${name}`, `${name}-encoder.int8.onnx`)} ` +
+    `exists; put ${vadUrl(baseUrl)} next to it as ${path.join(modelsDir, VAD_MODEL_FILE)}.`
+  );
 }
 
 const NETWORK_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'UND_ERR_CONNECT_TIMEOUT']);

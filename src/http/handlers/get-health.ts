@@ -2,6 +2,7 @@
  * @module http/handlers/get-health
  * `GET /health`: cheap checks only (a directory scan and a metadata read), so it answers while workers decode.
  */
+import { VAD_NAME } from '../../transcription/model-installer.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { OperationHandler, Schemas } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
@@ -25,6 +26,14 @@ export function getHealthHandler(deps: ApiDeps): OperationHandler<'getHealth'> {
       },
     ];
     const ready = checks.every((check) => check.ok);
+    // A download that has just put its file in place may not have reported its end yet: ready wins.
+    const download = ready ? null : deps.modelDownload();
+    if (download !== null) {
+      const check = checks.find((each) => each.name === (download.model === VAD_NAME ? 'vad_model' : 'default_model'));
+      if (check && !check.ok) {
+        check.detail = `downloading ${download.url} into ${deps.models.modelsDir}`;
+      }
+    }
     sendJson(res, 'getHealth', ready ? 200 : 503, {
       status: ready ? 'ready' : 'not_ready',
       checks,
@@ -35,6 +44,15 @@ export function getHealthHandler(deps: ApiDeps): OperationHandler<'getHealth'> {
         jobs: worker.jobs,
       })),
       workers_recycled: deps.workers.recycled,
+      ...(download !== null && {
+        download: {
+          model: download.model,
+          url: download.url,
+          received_bytes: download.receivedBytes,
+          total_bytes: download.totalBytes,
+          percent: download.totalBytes ? Math.min(100, Math.round((download.receivedBytes / download.totalBytes) * 1000) / 10) : null,
+        },
+      }),
     });
   };
 }
