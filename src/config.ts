@@ -181,6 +181,8 @@ function webhookSecrets(raw: string | undefined): string[] {
 }
 
 const MB = 1024 * 1024;
+/** sherpa-onnx's release of the Whisper and VAD models. */
+const OFFICIAL_RELEASES_URL = 'https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/';
 
 const maxUploadSize = integer({
   variable: 'CESAR_MAX_UPLOAD_SIZE_MB',
@@ -233,10 +235,10 @@ export const SETTINGS = {
   }),
   modelsBaseUrl: {
     variable: 'CESAR_MODELS_BASE_URL',
-    shownDefault: '`https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/`',
+    shownDefault: `\`${OFFICIAL_RELEASES_URL}\``,
     accepts: 'an http or https URL',
     meaning: 'where `cesar serve` and `cesar models download` fetch the release files (a mirror, for machines that cannot reach GitHub)',
-    read: (raw) => httpUrl(raw, 'CESAR_MODELS_BASE_URL') ?? 'https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/',
+    read: (raw) => httpUrl(raw, 'CESAR_MODELS_BASE_URL') ?? OFFICIAL_RELEASES_URL,
   } satisfies Setting<string>,
   maxWorkers: integer({
     variable: 'CESAR_MAX_WORKERS',
