@@ -34,7 +34,8 @@ export function requireModel(t: TestContext, model: string = TEST_MODEL): boolea
     return true;
   }
   noteSkipped(t.fullName);
-  t.skip(`NO MODEL: ${dir} does not hold sherpa-onnx-whisper-${model}${model === TEST_MODEL ? '' : ` and sherpa-onnx-whisper-${TEST_MODEL}`} with silero_vad.onnx`);
+  const needed = [...new Set([TEST_MODEL, model])].map((name) => `sherpa-onnx-whisper-${name}`).join(', ');
+  t.skip(`NO MODEL: the test needs ${needed} and silero_vad.onnx in ${dir}`);
   return false;
 }
 
