@@ -11,6 +11,7 @@ import process from 'node:process';
 
 import { bundledFfmpegPath, createFfmpeg } from '../audio/ffmpeg.ts';
 import { isAppError } from '../errors.ts';
+import { checkModelRequest } from '../transcription/model-request.ts';
 import { createModelCatalog } from '../transcription/models.ts';
 import type { InstalledModel } from '../transcription/models.ts';
 import { renderTranscript } from '../transcription/transcript.ts';
@@ -68,11 +69,10 @@ function outputName(file: string, format: ResultFormat, extension: string): stri
 }
 
 function checkRequest(model: InstalledModel, language: string | null, task: 'transcribe' | 'translate'): void {
-  if (language !== null && !model.languages.includes(language)) {
-    throw new CliError(`the model ${model.name} does not support the language ${language} (it knows: ${model.languages.join(', ')})`, EXIT.usage);
-  }
-  if (task === 'translate' && !model.multilingual) {
-    throw new CliError(`the model ${model.name} is English-only and cannot translate`, EXIT.usage);
+  const refused = checkModelRequest(model, { language, task });
+  if (refused !== null) {
+    const known = refused.code === 'unsupported_language' ? ` It knows: ${model.languages.join(', ')}.` : '';
+    throw new CliError(`${refused.message}${known}`, EXIT.usage);
   }
 }
 

@@ -15,7 +15,7 @@ import { AppError, isAppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { MediaDownloader } from '../net/media-download.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
-import type { ProgressMessage } from '../transcription/transcribe-task.ts';
+import type { ProgressMessage } from '../transcription/task-messages.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 import type { JobFailure, JobRow, JobStore } from './job-store.ts';
 import { createProgressReporter } from './progress-reporter.ts';

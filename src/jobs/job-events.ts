@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 
-import type { ProgressMessage } from '../transcription/transcribe-task.ts';
+import type { ProgressMessage } from '../transcription/task-messages.ts';
 import type { Database } from './database.ts';
 import type { Clock, DispatcherEvents } from './dispatcher.ts';
 import type { JobRow } from './job-store.ts';

@@ -8,6 +8,7 @@ import path from 'node:path';
 
 import { AppError } from '../../errors.ts';
 import { jobPaths } from '../../jobs/dispatcher.ts';
+import { checkModelRequest } from '../../transcription/model-request.ts';
 import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobWebhookView } from '../delivery-view.ts';
@@ -60,14 +61,10 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
       });
     }
     const language = body.language ?? null;
-    if (language !== null && !model.languages.includes(language)) {
-      throw new AppError('unsupported_language', `The model ${model.name} does not support the language ${language}.`, {
-        supported_languages: [...model.languages],
-      });
-    }
     const task = body.task ?? 'transcribe';
-    if (task === 'translate' && !model.multilingual) {
-      throw new AppError('unsupported_task', `The model ${model.name} is English-only and cannot translate.`);
+    const refused = checkModelRequest(model, { language, task });
+    if (refused !== null) {
+      throw new AppError(refused.code, refused.message, refused.code === 'unsupported_language' ? { supported_languages: [...model.languages] } : {});
     }
     const granularity = body.timestamp_granularity ?? null;
     if (granularity === 'word' && !model.wordTimestamps) {
