@@ -18,6 +18,7 @@ import type { ModelCatalog } from '../transcription/models.ts';
 import type { ProgressMessage } from '../transcription/task-messages.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 import type { JobFailure, JobRow, JobStore } from './job-store.ts';
+import { progressPercent } from './job-view.ts';
 import { createProgressReporter } from './progress-reporter.ts';
 
 export interface Clock {
@@ -174,9 +175,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         {
           signal,
           onProgress: (message) => {
-            const percent = message.durationSeconds > 0 ? (100 * message.processedSeconds) / message.durationSeconds : 0;
-            // 100 means done; the stored transcript is what completes a job.
-            progress = { progress: Math.min(99, Math.round(percent * 10) / 10), durationSeconds: message.durationSeconds };
+            progress = { progress: progressPercent(message.processedSeconds, message.durationSeconds), durationSeconds: message.durationSeconds };
             events.emit('job:progress', job.id, message);
             reporter.report(progress.progress, message.processedSeconds);
           },

@@ -6,9 +6,9 @@
 import type { EventEmitter } from 'node:events';
 
 import { AppError } from '../errors.ts';
-import { jobView } from '../http/job-view.ts';
 import type { Database } from '../jobs/database.ts';
 import type { Clock, DispatcherEvents } from '../jobs/dispatcher.ts';
+import { jobView } from '../jobs/job-view.ts';
 import type { Logger } from '../logger.ts';
 import { createDeliverer } from './deliverer.ts';
 import type { Deliverer } from './deliverer.ts';

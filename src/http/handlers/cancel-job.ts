@@ -7,8 +7,8 @@ import { rm } from 'node:fs/promises';
 
 import { AppError } from '../../errors.ts';
 import { jobPaths } from '../../jobs/dispatcher.ts';
+import { jobView } from '../../jobs/job-view.ts';
 import type { ApiDeps } from '../deps.ts';
-import { jobView } from '../job-view.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 

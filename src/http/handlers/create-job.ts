@@ -8,13 +8,13 @@ import path from 'node:path';
 
 import { AppError } from '../../errors.ts';
 import { jobPaths } from '../../jobs/dispatcher.ts';
+import { jobView } from '../../jobs/job-view.ts';
 import { checkModelRequest } from '../../transcription/model-request.ts';
 import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobWebhookView } from '../delivery-view.ts';
 import type { IdempotencyLocals } from '../idempotency.ts';
 import { submissionFingerprint } from '../idempotency.ts';
-import { jobView } from '../job-view.ts';
 import type { OperationHandler, Schemas } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 import type { UploadLocals } from '../upload.ts';
