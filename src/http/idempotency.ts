@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 import { AppError } from '../errors.ts';
-import type { Clock } from '../jobs/dispatcher.ts';
+import type { Clock } from '../clock.ts';
 import type { IdempotencyClaim, IdempotencyStore } from '../jobs/idempotency-store.ts';
 import type { AuthLocals } from './auth.ts';
 

@@ -6,9 +6,10 @@
  */
 import { EventEmitter } from 'node:events';
 
+import type { Clock } from '../clock.ts';
 import type { ProgressMessage } from '../transcription/task-messages.ts';
 import type { Database } from './database.ts';
-import type { Clock, DispatcherEvents } from './dispatcher.ts';
+import type { DispatcherEvents } from './dispatcher.ts';
 import type { JobRow } from './job-store.ts';
 import { jobStateView, progressPercent } from './job-view.ts';
 

@@ -5,9 +5,10 @@
  */
 import type { EventEmitter } from 'node:events';
 
+import type { Clock } from '../clock.ts';
 import { AppError } from '../errors.ts';
 import type { Database } from '../jobs/database.ts';
-import type { Clock, DispatcherEvents } from '../jobs/dispatcher.ts';
+import type { DispatcherEvents } from '../jobs/dispatcher.ts';
 import { jobView } from '../jobs/job-view.ts';
 import type { Logger } from '../logger.ts';
 import { createDeliverer } from './deliverer.ts';

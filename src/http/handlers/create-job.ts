@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 
 import { AppError } from '../../errors.ts';
-import { jobPaths } from '../../jobs/dispatcher.ts';
+import { jobPaths } from '../../jobs/job-files.ts';
 import { jobView } from '../../jobs/job-view.ts';
 import { checkModelRequest } from '../../transcription/model-request.ts';
 import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
