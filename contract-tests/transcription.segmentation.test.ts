@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 
 import type { DecodedWindow } from '../src/transcription/segmentation.ts';
 import { snapToSpeech, splitAtPauses, timedWords, windowSegments, wordsOf } from '../src/transcription/segmentation.ts';
-import type { TranscriptWord } from '../src/transcription/transcript.ts';
+import type { TranscriptWord } from '../src/transcripts/transcript.ts';
 
 /** A decoded window from [token, start, duration] triples, times relative to the window. */
 function decoded(tokens: [string, number, number][], lang = 'en'): DecodedWindow {

@@ -4,7 +4,7 @@
  * atomic `UPDATE ... RETURNING` that sets an owner token and a lease, and every later change names that token,
  * so a worker that lost its lease (reaped, deleted, canceled) changes nothing.
  */
-import type { Transcript } from '../transcription/transcript.ts';
+import type { Transcript } from '../transcripts/transcript.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { Database } from './database.ts';
 

@@ -5,7 +5,7 @@
  * whose windows agreed on the language chosen: 1 when every window did, null when nothing was detected (a
  * forced language, an English-only model, no speech).
  */
-import type { Transcript } from './transcript.ts';
+import type { Transcript } from '../transcripts/transcript.ts';
 
 export class LanguageVote {
   /** Samples of decoded windows that gave text, per language the engine reported for them. */

@@ -5,7 +5,7 @@
  * the VAD's onsets, and the words split into segments at pauses. Pure functions, tested without a model.
  */
 import { collapseLoops, isOnlyCaption } from './hallucination-guard.ts';
-import type { TranscriptWord } from './transcript.ts';
+import type { TranscriptWord } from '../transcripts/transcript.ts';
 
 /** What the engine returns for one decoded window; times are seconds from the window's start. */
 export interface DecodedWindow {

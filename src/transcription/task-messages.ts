@@ -3,7 +3,7 @@
  * What the server and a transcription worker process say to each other. Kept apart from the task itself,
  * which loads the native engine on import, so the server side can use these without loading it.
  */
-import type { Transcript, TranscriptSegment } from './transcript.ts';
+import type { Transcript, TranscriptSegment } from '../transcripts/transcript.ts';
 
 export interface TaskModel {
   name: string;

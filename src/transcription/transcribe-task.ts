@@ -17,7 +17,7 @@ import { windowSegments } from './segmentation.ts';
 import { decodeFixedWindows, decodeSpeechWindows, engineWindows } from './speech-windows.ts';
 import type { DecodeSpan, VoiceDetector } from './speech-windows.ts';
 import type { ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './task-messages.ts';
-import type { TranscriptSegment } from './transcript.ts';
+import type { TranscriptSegment } from '../transcripts/transcript.ts';
 
 const require = createRequire(import.meta.url);
 

@@ -9,7 +9,7 @@ import { AppError, ERROR_CODES } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 import { isProgressMessage } from './task-messages.ts';
 import type { ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './task-messages.ts';
-import type { Transcript } from './transcript.ts';
+import type { Transcript } from '../transcripts/transcript.ts';
 
 export interface TranscriptionPool {
   run(input: TranscribeTaskInput, options: { signal: AbortSignal; onProgress: (message: ProgressMessage) => void }): Promise<Transcript>;
