@@ -13,11 +13,9 @@ import { checkModelRequest } from '../../transcription/model-request.ts';
 import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobWebhookView } from '../delivery-view.ts';
-import type { IdempotencyLocals } from '../idempotency.ts';
 import { submissionFingerprint } from '../idempotency.ts';
 import type { OperationHandler, Schemas } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
-import type { UploadLocals } from '../upload.ts';
 import { sanitizeFileName } from '../upload.ts';
 
 /** The last path segment of a URL as a display name, sanitized like an upload's. */
@@ -32,7 +30,7 @@ function urlFileName(url: URL | null): string | null {
 
 export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
   return async (c, req, res) => {
-    const locals = res.locals as UploadLocals & IdempotencyLocals;
+    const { locals } = res;
     const upload = locals.upload;
     const body = c.request.requestBody as Schemas['JobSubmission'] | Schemas['JobUrlSubmission'];
     const idempotency = locals.idempotency;
