@@ -4,6 +4,8 @@
  * command line too, and the worker checks again before the engine sees the request: the engine ends the process
  * on a language it does not know.
  */
+import type { JobTask } from '../domain.ts';
+
 export interface ModelAbilities {
   name: string;
   multilingual: boolean;
@@ -15,7 +17,7 @@ export interface ModelRequestRefusal {
   message: string;
 }
 
-export function checkModelRequest(model: ModelAbilities, request: { language: string | null; task: 'transcribe' | 'translate' }): ModelRequestRefusal | null {
+export function checkModelRequest(model: ModelAbilities, request: { language: string | null; task: JobTask }): ModelRequestRefusal | null {
   const { language, task } = request;
   if (language !== null && !model.languages.includes(language)) {
     return { code: 'unsupported_language', message: `The model ${model.name} does not support the language ${language}.` };

@@ -3,6 +3,7 @@
  * What the server and a transcription worker process say to each other. Kept apart from the task itself,
  * which loads the native engine on import, so the server side can use these without loading it.
  */
+import type { JobTask } from '../domain.ts';
 import type { Transcript, TranscriptSegment } from '../transcripts/transcript.ts';
 
 export interface TaskModel {
@@ -20,7 +21,7 @@ export interface TranscribeTaskInput {
   model: TaskModel;
   vadModel: string | null;
   language: string | null;
-  task: 'transcribe' | 'translate';
+  task: JobTask;
   /** Word timestamps asked for (only when the model supports them; the submission refuses otherwise). */
   wordTimestamps: boolean;
 }

@@ -3,14 +3,13 @@
  * A transcript's renderings: txt, json, verbose_json, srt and vtt. Every format is produced from the same
  * stored segments on read, so the same audio gives the same words in every format.
  */
+import type { JobTask, ResultFormat } from '../domain.ts';
 import type { Transcript, TranscriptSegment } from './transcript.ts';
-
-export type ResultFormat = 'txt' | 'json' | 'verbose_json' | 'srt' | 'vtt';
 
 export interface TranscriptContext {
   jobId: string;
   model: string;
-  task: 'transcribe' | 'translate';
+  task: JobTask;
 }
 
 export interface RenderedTranscript {
