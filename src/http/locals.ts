@@ -1,6 +1,7 @@
 /**
  * @module http/locals
  * What the middleware leaves in `res.locals` for the handlers after it, typed once for every express `Response`.
+ * Nothing imports this file: a global augmentation holds for the whole program.
  */
 import type { AuthLocals } from './auth.ts';
 import type { IdempotencyLocals } from './idempotency.ts';
