@@ -108,9 +108,9 @@ export function snapToSpeech(words: TranscriptWord[], windowStart: number, speec
 }
 
 /** A pause at least this long between two words starts a new segment. */
-export const SEGMENT_PAUSE_SECONDS = 0.8;
+const SEGMENT_PAUSE_SECONDS = 0.8;
 /** Past this length a segment also ends at the end of a sentence. */
-export const SENTENCE_SEGMENT_SECONDS = 4;
+const SENTENCE_SEGMENT_SECONDS = 4;
 
 /** Splits the words of one decoded window into segments at pauses and, once long enough, at sentence ends. */
 export function splitAtPauses(words: readonly TranscriptWord[]): SegmentPiece[] {

@@ -85,7 +85,7 @@ const JOIN_GAP_SAMPLES = Math.round(3 * SAMPLE_RATE);
  * The VAD dates a speech onset from the end of the buffer it was given, so it is fed one model window at a
  * time: fed a second at once, onsets came up to a second late and first words were cut.
  */
-export const VAD_FEED_SAMPLES = 512;
+const VAD_FEED_SAMPLES = 512;
 /** Audio kept for building windows; a speech span reaching further back is taken from the VAD's own copy. */
 const HISTORY_SAMPLES = 120 * SAMPLE_RATE;
 
