@@ -1,6 +1,6 @@
 // orval's fetch client calls the paths of the spec, which are relative (`servers: [{url: /}]`): the server's
 // address is given here, when the client is generated.
-//   CESAR_URL=http://127.0.0.1:8000 npx orval --config examples/orval/orval.config.mjs
+//   CESAR_URL=http://127.0.0.1:8000 npx orval --config examples/clients/orval/orval.config.mjs
 import { defineConfig } from 'orval';
 
 export default defineConfig({
