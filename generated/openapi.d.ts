@@ -77,7 +77,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a job and its progress */
+        /**
+         * Get a job and its progress
+         * @description The job's status, progress (percent, seconds processed, speed and estimated time left while it runs, its
+         *     place in the queue while it waits), the error that failed it, and links to its transcript and events.
+         */
         get: operations["getJob"];
         put?: never;
         post?: never;
@@ -305,7 +309,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The webhook deliveries of a job and their attempts */
+        /**
+         * The webhook deliveries of a job and their attempts
+         * @description Every message posted (or to be posted) for the job's events, with its delivery status and each attempt's
+         *     answer, so that a missed event can be found and sent again with `redeliver`.
+         */
         get: operations["listJobDeliveries"];
         put?: never;
         post?: never;
@@ -391,7 +399,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The Whisper models installed in the models directory */
+        /**
+         * The Whisper models installed in the models directory
+         * @description Each model's name, languages, whether it gives word timestamps, its files with their sizes and checksums,
+         *     and whether a worker holds it in memory; `default_model` is the one used when a job names none.
+         */
         get: operations["listModels"];
         put?: never;
         post?: never;

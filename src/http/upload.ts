@@ -156,18 +156,15 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
         if (unknown.length > 0) {
           fail(new AppError('unknown_field', `Unknown form fields: ${unknown.join(', ')}.`, { errors: unknown.map((name) => ({ location: `body.${name}`, message: 'unknown field' })) }));
         }
-        if (!failure && upload === null) {
-          fail(new AppError('missing_file', 'The form needs a file in the field "file" (a URL goes to POST /jobs/from-url).'));
-        }
-        if (!failure && upload?.sizeBytes === 0) {
+        if (upload?.sizeBytes === 0) {
           fail(new AppError('empty_file', 'The uploaded file is empty.'));
         }
-        if (failure || upload === null) {
-          await rm(target, { force: true });
-          reject(failure ?? new AppError('missing_file', 'The form needs a file in the field "file".'));
+        if (!failure && upload !== null) {
+          resolve({ fields, upload });
           return;
         }
-        resolve({ fields, upload });
+        await rm(target, { force: true });
+        reject(failure ?? new AppError('missing_file', 'The form needs a file in the field "file" (a URL goes to POST /jobs/from-url).'));
       })();
     });
     // A client that goes away mid-upload never ends the parser: close the file and delete what was written.

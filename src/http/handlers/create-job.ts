@@ -39,10 +39,10 @@ async function acceptJob(
   req: Request,
   res: Response,
   body: SubmissionOptions,
-  media: { upload: StoredUpload; sourceUrl: null } | { upload: null; sourceUrl: URL },
+  media: { upload: StoredUpload } | { url: string },
 ): Promise<void> {
   const locals = res.locals as UploadLocals & IdempotencyLocals;
-  const { upload, sourceUrl } = media;
+  const upload = 'upload' in media ? media.upload : null;
   const idempotency = locals.idempotency;
   // The file's bytes stand for the file; a URL submission is all fields.
   const fingerprint = submissionFingerprint(upload?.sha256 ?? null, req.body as Record<string, unknown>);
@@ -55,6 +55,8 @@ async function acceptJob(
     res.status(idempotency.claim.status).type('application/json').send(idempotency.claim.body);
     return;
   }
+  // Refused here when the URL alone decides it; where it resolves and redirects is checked by the worker.
+  const sourceUrl = 'url' in media ? deps.urlPolicy.checkUrl(media.url) : null;
   const modelName = body.model ?? deps.defaultModel;
   const { models } = await deps.models.scan();
   const model = models.find((candidate) => candidate.name === modelName);
@@ -127,14 +129,14 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
     if (!upload) {
       throw new AppError('missing_file', 'Send a file in the field "file".');
     }
-    await acceptJob(deps, req, res, c.request.requestBody as Schemas['JobSubmission'], { upload, sourceUrl: null });
+    await acceptJob(deps, req, res, c.request.requestBody as Schemas['JobSubmission'], { upload });
   };
 }
 
-/** `POST /jobs/from-url`: refused here when the URL alone decides it; where it resolves and redirects is checked by the worker. */
+/** `POST /jobs/from-url`: the worker downloads the URL. */
 export function createJobFromUrlHandler(deps: ApiDeps): OperationHandler<'createJobFromUrl'> {
   return async (c, req, res) => {
     const body = c.request.requestBody as Schemas['JobUrlSubmission'];
-    await acceptJob(deps, req, res, body, { upload: null, sourceUrl: deps.urlPolicy.checkUrl(body.url) });
+    await acceptJob(deps, req, res, body, { url: body.url });
   };
 }
