@@ -9,16 +9,16 @@ import path from 'node:path';
 import type { Request, Response } from 'express';
 
 import { AppError } from '../../errors.ts';
-import { jobPaths } from '../../jobs/dispatcher.ts';
+import { jobPaths } from '../../jobs/job-files.ts';
+import { jobView } from '../../jobs/job-view.ts';
+import { checkModelRequest } from '../../transcription/model-request.ts';
 import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobWebhookView } from '../delivery-view.ts';
-import type { IdempotencyLocals } from '../idempotency.ts';
 import { submissionFingerprint } from '../idempotency.ts';
-import { jobView } from '../job-view.ts';
 import type { OperationHandler, Schemas } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
-import type { StoredUpload, UploadLocals } from '../upload.ts';
+import type { StoredUpload } from '../upload.ts';
 import { sanitizeFileName } from '../upload.ts';
 
 /** The last path segment of a URL as a display name, sanitized like an upload's. */
@@ -41,7 +41,7 @@ async function acceptJob(
   body: SubmissionOptions,
   media: { upload: StoredUpload } | { url: string },
 ): Promise<void> {
-  const locals = res.locals as UploadLocals & IdempotencyLocals;
+  const { locals } = res;
   const upload = 'upload' in media ? media.upload : null;
   const idempotency = locals.idempotency;
   // The file's bytes stand for the file; a URL submission is all fields.
@@ -66,14 +66,10 @@ async function acceptJob(
     });
   }
   const language = body.language ?? null;
-  if (language !== null && !model.languages.includes(language)) {
-    throw new AppError('unsupported_language', `The model ${model.name} does not support the language ${language}.`, {
-      supported_languages: [...model.languages],
-    });
-  }
   const task = body.task ?? 'transcribe';
-  if (task === 'translate' && !model.multilingual) {
-    throw new AppError('unsupported_task', `The model ${model.name} is English-only and cannot translate.`);
+  const refused = checkModelRequest(model, { language, task });
+  if (refused !== null) {
+    throw new AppError(refused.code, refused.message, refused.code === 'unsupported_language' ? { supported_languages: [...model.languages] } : {});
   }
   const granularity = body.timestamp_granularity ?? null;
   if (granularity === 'word' && !model.wordTimestamps) {
@@ -125,7 +121,7 @@ async function acceptJob(
 /** `POST /jobs`: the upload is on disk already (see `http/upload.ts`). */
 export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
   return async (c, req, res) => {
-    const upload = (res.locals as UploadLocals).upload;
+    const { upload } = res.locals;
     if (!upload) {
       throw new AppError('missing_file', 'Send a file in the field "file".');
     }
