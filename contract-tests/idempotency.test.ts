@@ -95,6 +95,13 @@ describe('Idempotency-Key on POST /jobs', () => {
       assert.equal(duplicate.status, 202, 'only the held request could have claimed the key');
     }
     assert.equal((duplicate.json as { code: string }).code, 'idempotency_key_in_use');
+    // The key is the client's, whichever way it submits.
+    const byUrl = await server.client.post('/jobs/from-url', {
+      body: JSON.stringify({ url: 'https://example.com/a.ogg' }),
+      headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key },
+    });
+    assert.equal(byUrl.status, 409, byUrl.text);
+    assert.equal((byUrl.json as { code: string }).code, 'idempotency_key_in_use');
     upload.finish();
     const created = await first;
     assert.equal(created.status, 202);
@@ -106,7 +113,7 @@ describe('Idempotency-Key on POST /jobs', () => {
     }
     const key = randomUUID();
     const submit = (url: string) =>
-      server.client.post('/jobs', { body: JSON.stringify({ url }), headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key } });
+      server.client.post('/jobs/from-url', { body: JSON.stringify({ url }), headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key } });
     const created = await submit('https://example.com/a.ogg');
     assert.equal(created.status, 202);
     const again = await submit('https://example.com/a.ogg');

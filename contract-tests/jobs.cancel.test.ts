@@ -46,7 +46,11 @@ describe('cancelling jobs', () => {
     for (const id of [queued, running]) {
       const job = (await client.get(`/jobs/${id}`)).json as JobBody;
       assert.equal(job.status, 'canceled', 'the record is kept, and a stopped worker did not overwrite it');
-      assert.equal((await client.get(`/jobs/${id}/result`)).status, 409);
+      for (const result of ['result', 'transcript', 'transcript/verbose', 'transcript/text', 'transcript/srt', 'transcript/vtt']) {
+        const refused = await client.get(`/jobs/${id}/${result}`);
+        assert.equal(refused.status, 409, result);
+        assert.equal((refused.json as { code: string }).code, 'job_not_completed', result);
+      }
     }
     assert.equal(((await client.get(`/jobs/${queued}`)).json as JobBody).attempts, 0, 'the canceled pending job was never claimed');
     assert.deepEqual(await readdir(path.join(dataDir, 'work')), [], 'no work files are left behind');
@@ -98,6 +102,9 @@ describe('a full queue', () => {
     assert.equal(refused.status, 503);
     assert.equal((refused.json as { code: string }).code, 'queue_full');
     assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+    const refusedUrl = await client.post('/jobs/from-url', { body: JSON.stringify({ url: 'https://example.com/a.ogg' }), headers: { 'content-type': 'application/json' } });
+    assert.equal(refusedUrl.status, 503);
+    assert.equal((refusedUrl.json as { code: string }).code, 'queue_full');
     const uploads = await readdir(path.join(dataDir, 'uploads'));
     assert.deepEqual(uploads.sort(), [running, (waiting.json as JobBody).id].sort(), 'the refused upload was not stored');
 

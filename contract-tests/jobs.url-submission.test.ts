@@ -109,44 +109,53 @@ describe('submitting a URL', () => {
         'file:///etc/passwd',
       ];
       for (const url of refused) {
-        const asJson = await server.client.post('/jobs', jsonBody({ url, model: TEST_MODEL }));
-        assert.equal(asJson.status, 422, `${url}: ${asJson.text}`);
-        assert.equal((asJson.json as Problem).code, 'url_forbidden', url);
-        const form = new FormData();
-        form.append('url', url);
-        const asForm = await server.client.post('/jobs', { body: form });
-        assert.equal(asForm.status, 422, `${url} in a form: ${asForm.text}`);
-        assert.equal((asForm.json as Problem).code, 'url_forbidden', url);
+        const submitted = await server.client.post('/jobs/from-url', jsonBody({ url, model: TEST_MODEL }));
+        assert.equal(submitted.status, 422, `${url}: ${submitted.text}`);
+        assert.equal((submitted.json as Problem).code, 'url_forbidden', url);
       }
       assert.equal(media.connections, 0);
       assert.deepEqual((await server.client.get('/jobs')).json, { jobs: [], next_cursor: null });
     });
 
-    test('malformed JSON and JSON or forms that break their schema are 400', async () => {
-      const cases: [string, { body: string | FormData; headers?: Record<string, string> }][] = [
+    test('malformed JSON and JSON that breaks its schema are 400', async () => {
+      const cases: [string, { body: string; headers?: Record<string, string> }][] = [
         ['malformed JSON', { body: '{"url": ', headers: { 'content-type': 'application/json' } }],
         ['JSON without a url', jsonBody({ model: TEST_MODEL })],
         ['JSON with a file field', jsonBody({ url: 'https://example.com/a.mp3', file: 'a.mp3' })],
         ['JSON with a url that is not a URL', jsonBody({ url: 'not a url' })],
         ['JSON with a bad task', jsonBody({ url: 'https://example.com/a.mp3', task: 'summarize' })],
       ];
-      const both = new FormData();
-      both.append('url', 'https://example.com/a.mp3');
-      both.append('file', new Blob(['x']), 'a.mp3');
-      cases.push(['a form with a file and a url', { body: both }]);
-      const badUrl = new FormData();
-      badUrl.append('url', 'not a url');
-      cases.push(['a form with a url that is not a URL', { body: badUrl }]);
       for (const [name, request] of cases) {
-        const response = await server.client.post('/jobs', request);
+        const response = await server.client.post('/jobs/from-url', request);
         assert.equal(response.status, 400, `${name}: ${response.text}`);
         assert.equal((response.json as Problem).code, 'invalid_request', name);
       }
+    });
+
+    test('a URL goes to its own operation: in an upload form it is 400, as JSON to POST /jobs 415, and a form to POST /jobs/from-url 415', async () => {
+      const form = new FormData();
+      form.append('url', 'https://example.com/a.mp3');
+      form.append('file', new Blob(['x']), 'a.mp3');
+      const inForm = await server.client.post('/jobs', { body: form });
+      assert.equal(inForm.status, 400, inForm.text);
+      assert.equal((inForm.json as Problem).code, 'invalid_request');
+      assert.match((inForm.json as Problem).detail ?? '', /POST \/jobs\/from-url/);
       assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), [], 'the refused form left no file');
+
+      const asJson = await server.client.post('/jobs', jsonBody({ url: 'https://example.com/a.mp3' }));
+      assert.equal(asJson.status, 415, asJson.text);
+      assert.equal((asJson.json as Problem).code, 'unsupported_content_type');
+      assert.match((asJson.json as Problem).detail ?? '', /POST \/jobs\/from-url/);
+
+      const urlForm = new FormData();
+      urlForm.append('url', 'https://example.com/a.mp3');
+      const formToUrl = await server.client.post('/jobs/from-url', { body: urlForm });
+      assert.equal(formToUrl.status, 415, formToUrl.text);
+      assert.equal((formToUrl.json as Problem).code, 'unsupported_content_type');
     });
 
     test('a JSON body over its small limit is 413', async () => {
-      const response = await server.client.post('/jobs', jsonBody({ url: `https://example.com/${'a'.repeat(20_000)}` }));
+      const response = await server.client.post('/jobs/from-url', jsonBody({ url: `https://example.com/${'a'.repeat(20_000)}` }));
       assert.equal(response.status, 413);
       assert.equal((response.json as Problem).code, 'upload_too_large');
     });
@@ -163,16 +172,13 @@ describe('submitting a URL', () => {
     });
     after(() => server.close());
 
-    test('a URL in a JSON body or a form field is downloaded by the worker and transcribed', async (t) => {
+    test('a submitted URL is downloaded by the worker and transcribed', async (t) => {
       if (!requireModel(t)) {
         return;
       }
       const url = `http://127.0.0.1:${media.port}/speech.mp3`;
-      const form = new FormData();
-      form.append('url', url);
-      form.append('model', TEST_MODEL);
-      const submissions = [await server.client.post('/jobs', jsonBody({ url, model: TEST_MODEL })), await server.client.post('/jobs', { body: form })];
-      for (const submitted of submissions) {
+      {
+        const submitted = await server.client.post('/jobs/from-url', jsonBody({ url, model: TEST_MODEL }));
         assert.equal(submitted.status, 202, submitted.text);
         const accepted = submitted.json as JobBody;
         assert.equal(accepted.file_name, 'speech.mp3');
@@ -196,7 +202,7 @@ describe('submitting a URL', () => {
         [`${base}/moved?to=${encodeURIComponent('file:///etc/passwd')}`, 'url_forbidden'],
       ];
       for (const [url, code] of cases) {
-        const submitted = await server.client.post('/jobs', jsonBody({ url }));
+        const submitted = await server.client.post('/jobs/from-url', jsonBody({ url }));
         assert.equal(submitted.status, 202, `${url}: ${submitted.text}`);
         const job = await waitForJob(server.client, (submitted.json as JobBody).id, ['completed', 'failed']);
         assert.equal(job.status, 'failed', url);
@@ -208,7 +214,7 @@ describe('submitting a URL', () => {
     });
 
     test('deleting a job stops its download at once', async () => {
-      const submitted = await server.client.post('/jobs', jsonBody({ url: `http://127.0.0.1:${media.port}/stall` }));
+      const submitted = await server.client.post('/jobs/from-url', jsonBody({ url: `http://127.0.0.1:${media.port}/stall` }));
       assert.equal(submitted.status, 202);
       await media.stalled.arrived;
       const deleted = await server.client.request('DELETE', `/jobs/${(submitted.json as JobBody).id}`);

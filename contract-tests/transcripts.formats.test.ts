@@ -161,4 +161,35 @@ describe('transcripts in every format', () => {
     assert.equal(refused.status, 406);
     assert.equal((refused.json as { code: string }).code, 'not_acceptable');
   });
+
+  test('each format has an operation of its own, with one content type, that answers as the negotiated download does', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const { client } = server;
+    const id = jobs.get('jfk.ogg') ?? ((await client.post('/jobs', { body: await jobForm('jfk.ogg') })).json as JobBody).id;
+    await waitForJob(client, id, ['completed', 'failed']);
+    const cases = [
+      { path: 'transcript', format: 'json', type: 'application/json' },
+      { path: 'transcript/verbose', format: 'verbose_json', type: 'application/json' },
+      { path: 'transcript/text', format: 'txt', type: 'text/plain' },
+      { path: 'transcript/srt?max_line_width=20', format: 'srt&max_line_width=20', type: 'application/x-subrip' },
+      { path: 'transcript/vtt?max_lines_per_cue=1', format: 'vtt&max_lines_per_cue=1', type: 'text/vtt' },
+    ];
+    for (const { path, format, type } of cases) {
+      // Whatever the client says it accepts: the operation names the format.
+      const own = await client.get(`/jobs/${id}/${path}`, { headers: { accept: 'application/json' } });
+      assert.equal(own.status, 200, `${path}: ${own.text}`);
+      assert.equal(own.contentType, type, path);
+      assert.equal(own.text, (await client.get(`/jobs/${id}/result?format=${format}`)).text, path);
+      assert.match(own.headers.get('content-disposition') ?? '', new RegExp(`^attachment; filename="${id}\\.`), path);
+
+      const missing = await client.get(`/jobs/00000000-0000-4000-8000-000000000000/${path}`);
+      assert.equal(missing.status, 404, path);
+      assert.equal((missing.json as { code: string }).code, 'job_not_found', path);
+      const malformed = await client.get(`/jobs/not-a-uuid/${path}`);
+      assert.equal(malformed.status, 400, path);
+    }
+    assert.deepEqual(words(((await client.get(`/jobs/${id}/transcript`)).json as TranscriptJson).text), REFERENCES['jfk.ogg']?.split(' '));
+  });
 });

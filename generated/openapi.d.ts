@@ -20,15 +20,9 @@ export interface paths {
         put?: never;
         /**
          * Submit audio for transcription
-         * @description Upload an audio or video file as `multipart/form-data`, or give a `url` to fetch it from (a form field, or
-         *     an `application/json` body). The file is stored, or the URL checked, and a job is queued; the answer comes
-         *     at once with status 202 and the job, whose `Location` header points at it. Downloading and transcribing
-         *     happen in the background.
-         *
-         *     A URL must be http or https, without credentials, on an allowed port, and must not point at a private,
-         *     loopback, link-local or metadata address, in any notation (422 `url_forbidden`). What can only be known
-         *     later (where a name resolves, where a redirect leads, how large the body is) fails the job with
-         *     `url_forbidden`, `download_failed` or `download_too_large`.
+         * @description Upload an audio or video file as `multipart/form-data` (a URL for the server to download goes to
+         *     `POST /jobs/from-url` instead). The file is stored and a job is queued; the answer comes at once with
+         *     status 202 and the job, whose `Location` header points at it. Transcribing happens in the background.
          *
          *     With an `Idempotency-Key` header the submission can be retried safely: the same key with the same payload
          *     (the file's bytes and every field) answers with the original job, the same key with another payload is
@@ -45,6 +39,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jobs/from-url": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Submit the URL of audio for the server to download and transcribe
+         * @description The URL is checked and a job is queued; the answer comes at once with status 202 and the job, whose
+         *     `Location` header points at it. Downloading and transcribing happen in the background.
+         *
+         *     A URL must be http or https, without credentials, on an allowed port, and must not point at a private,
+         *     loopback, link-local or metadata address, in any notation (422 `url_forbidden`). What can only be known
+         *     later (where a name resolves, where a redirect leads, how large the body is) fails the job with
+         *     `url_forbidden`, `download_failed` or `download_too_large`.
+         *
+         *     `Idempotency-Key` and `webhook_url` work as for `POST /jobs`.
+         */
+        post: operations["createJobFromUrl"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jobs/{id}": {
         parameters: {
             query?: never;
@@ -55,7 +77,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a job and its progress */
+        /**
+         * Get a job and its progress
+         * @description The job's status, progress (percent, seconds processed, speed and estimated time left while it runs, its
+         *     place in the queue while it waits), the error that failed it, and links to its transcript and events.
+         */
         get: operations["getJob"];
         put?: never;
         post?: never;
@@ -105,12 +131,132 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Download the transcript of a completed job
+         * Download the transcript of a completed job in a negotiated format
          * @description The transcript in the format asked for: `txt` (plain text), `json` (text, language, duration and timed
          *     segments), `verbose_json` (segments with their words, when the model gives word timestamps), `srt` or
          *     `vtt` (subtitles). 409 while the job is not completed.
+         *
+         *     For clients that choose the format at run time (`curl -H 'Accept: text/vtt'`, `cesar submit --format`).
+         *     Its answer has a different shape per format, which generated clients cannot type: they use the operations
+         *     under `/jobs/{id}/transcript`, one format each.
          */
         get: operations["getJobResult"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/transcript": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The transcript of a completed job, with timed segments
+         * @description Text, language, duration and timed segments. 409 `job_not_completed` while the job is not completed.
+         */
+        get: operations["getTranscript"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/transcript/verbose": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The transcript of a completed job, with the words of each segment
+         * @description Like `GET /jobs/{id}/transcript`, each segment with its timed words when the model gives word timestamps
+         *     (`words` is empty otherwise).
+         */
+        get: operations["getVerboseTranscript"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/transcript/text": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The transcript of a completed job as plain text
+         * @description The text alone, UTF-8. 409 `job_not_completed` while the job is not completed.
+         */
+        get: operations["getTranscriptText"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/transcript/srt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The transcript of a completed job as SubRip subtitles
+         * @description An `.srt` file (UTF-8), downloaded as a file. 409 `job_not_completed` while the job is not completed.
+         */
+        get: operations["getTranscriptSrt"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/transcript/vtt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The transcript of a completed job as WebVTT subtitles
+         * @description A `.vtt` file (UTF-8), downloaded as a file. 409 `job_not_completed` while the job is not completed.
+         */
+        get: operations["getTranscriptVtt"];
         put?: never;
         post?: never;
         delete?: never;
@@ -163,7 +309,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The webhook deliveries of a job and their attempts */
+        /**
+         * The webhook deliveries of a job and their attempts
+         * @description Every message posted (or to be posted) for the job's events, with its delivery status and each attempt's
+         *     answer, so that a missed event can be found and sent again with `redeliver`.
+         */
         get: operations["listJobDeliveries"];
         put?: never;
         post?: never;
@@ -251,7 +401,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The Whisper models installed in the models directory */
+        /**
+         * The Whisper models installed in the models directory
+         * @description Each model's name, languages, whether it gives word timestamps, its files with their sizes and checksums,
+         *     and whether a worker holds it in memory; `default_model` is the one used when a job names none.
+         */
         get: operations["listModels"];
         put?: never;
         post?: never;
@@ -262,90 +416,44 @@ export interface paths {
         trace?: never;
     };
 }
-export interface webhooks {
-    jobEvent: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * A job event (see the `jobEvent` callback of `createJob`)
-         * @description Posted to the job's `webhook_url`, or to the server's default webhook URL, for `completed`, `failed` and
-         *     `canceled` (and `processing` when asked with `webhook_events`). Signed per Standard Webhooks.
-         */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The message id; the same on every retry of one event, so receivers can deduplicate. */
-                    "webhook-id": components["parameters"]["WebhookId"];
-                    /** @description Unix seconds when this attempt was signed. */
-                    "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
-                    /** @description Space-separated `v1,<base64>` signatures, one per active secret. */
-                    "webhook-signature": components["parameters"]["WebhookSignature"];
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["WebhookPayload"];
-                };
-            };
-            responses: {
-                /** @description Acknowledged. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-}
+export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description Exactly one of `file` and `url`. */
+        /** @description An audio or video file to transcribe, and how. */
         JobSubmission: {
             /**
              * Format: binary
              * @description The audio or video file. Any container ffmpeg reads; only the first audio stream is used.
              */
-            file?: string;
-            url?: components["schemas"]["MediaUrl"];
-            /** @description An installed model (see `GET /models`); the server's default model when absent. */
-            model?: string;
-            /**
-             * @description The spoken language as a Whisper language code (`en`, `de`, `es`...). Absent: detected by multilingual
-             *     models, English for English-only ones.
-             */
-            language?: string;
+            file: string;
+            model?: components["schemas"]["ModelName"];
+            language?: components["schemas"]["LanguageCode"];
             task?: components["schemas"]["Task"];
-            /**
-             * @description How long the finished job, its transcript and its files are kept before they are deleted; the server's
-             *     default (`CESAR_RETENTION_SECONDS`) when absent.
-             */
-            retention_seconds?: number;
-            /**
-             * Format: uri
-             * @description Where to post the job's events (see the `jobEvent` callback). Must pass the server's URL policy (http or
-             *     https, allowed ports, no private addresses unless the operator allows them); checked again at delivery.
-             */
-            webhook_url?: string;
-            /** @description Comma-separated events to post; `completed,failed,canceled` when absent. */
-            webhook_events?: string;
+            retention_seconds?: components["schemas"]["RetentionSeconds"];
+            webhook_url?: components["schemas"]["WebhookUrl"];
+            webhook_events?: components["schemas"]["WebhookEvents"];
             timestamp_granularity?: components["schemas"]["TimestampGranularity"];
         };
+        /** @description An installed model (see `GET /models`); the server's default model when absent. */
+        ModelName: string;
+        /**
+         * @description The spoken language as a Whisper language code (`en`, `de`, `es`...). Absent: detected by multilingual
+         *     models, English for English-only ones.
+         */
+        LanguageCode: string;
+        /**
+         * @description How long the finished job, its transcript and its files are kept before they are deleted; the server's
+         *     default (`CESAR_RETENTION_SECONDS`) when absent.
+         */
+        RetentionSeconds: number;
+        /**
+         * Format: uri
+         * @description Where to post the job's events (see the `jobEvent` callback). Must pass the server's URL policy (http or
+         *     https, allowed ports, no private addresses unless the operator allows them); checked again at delivery.
+         */
+        WebhookUrl: string;
+        /** @description Comma-separated events to post; `completed,failed,canceled` when absent. */
+        WebhookEvents: string;
         /**
          * @description `word`: segments and word timestamps (in `verbose_json`); refused with 422 `word_timestamps_unsupported`
          *     when the model cannot align words (see `word_timestamps` in `GET /models`). `segment`: segments only.
@@ -356,12 +464,12 @@ export interface components {
         /** @description A job whose media the server downloads from `url`. */
         JobUrlSubmission: {
             url: components["schemas"]["MediaUrl"];
-            model?: components["schemas"]["JobSubmission"]["model"];
-            language?: components["schemas"]["JobSubmission"]["language"];
+            model?: components["schemas"]["ModelName"];
+            language?: components["schemas"]["LanguageCode"];
             task?: components["schemas"]["Task"];
-            retention_seconds?: components["schemas"]["JobSubmission"]["retention_seconds"];
-            webhook_url?: components["schemas"]["JobSubmission"]["webhook_url"];
-            webhook_events?: components["schemas"]["JobSubmission"]["webhook_events"];
+            retention_seconds?: components["schemas"]["RetentionSeconds"];
+            webhook_url?: components["schemas"]["WebhookUrl"];
+            webhook_events?: components["schemas"]["WebhookEvents"];
             timestamp_granularity?: components["schemas"]["TimestampGranularity"];
         };
         /**
@@ -616,7 +724,8 @@ export interface components {
                 percent: number | null;
             };
         };
-        Model: {
+        /** @description An installed Whisper model. */
+        ModelInfo: {
             name: string;
             /** @description Whether jobs that name no model use this one. */
             default: boolean;
@@ -640,7 +749,7 @@ export interface components {
             loaded: boolean;
         };
         ModelList: {
-            models: components["schemas"]["Model"][];
+            models: components["schemas"]["ModelInfo"][];
             default_model: string;
         };
         /**
@@ -669,6 +778,26 @@ export interface components {
         };
     };
     responses: {
+        /** @description The job was accepted and queued. */
+        JobAccepted: {
+            headers: {
+                /** @description The URL of the new job. */
+                Location: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Job"];
+            };
+        };
+        /** @description A request with the same `Idempotency-Key` is still being handled. */
+        IdempotencyKeyInUse: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The API key is missing or not valid. */
         Unauthorized: {
             headers: {
@@ -714,7 +843,16 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request body is not `multipart/form-data`. */
+        /** @description The job is not completed (yet); its transcript exists once it is. */
+        JobNotCompleted: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request body is not of the operation's media type. */
         UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
@@ -748,6 +886,19 @@ export interface components {
         };
     };
     parameters: {
+        /**
+         * @description A client-chosen unique key for this submission (draft-ietf-httpapi-idempotency-key-header), such as a
+         *     UUID; a quoted structured-field string is accepted too.
+         */
+        IdempotencyKey: string;
+        /**
+         * @description Subtitles only: the longest subtitle line, in characters. Lines break between words; a cue that needs more
+         *     than `max_lines_per_cue` lines is split into several cues, timed by the words when the model gives word
+         *     timestamps, otherwise in proportion to the characters.
+         */
+        MaxLineWidth: number;
+        /** @description Subtitles only; see `max_line_width`. */
+        MaxLinesPerCue: number;
         /** @description The job id returned by `POST /jobs`. */
         JobId: string;
         /** @description The message id; the same on every retry of one event, so receivers can deduplicate. */
@@ -758,7 +909,10 @@ export interface components {
         WebhookSignature: string;
     };
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description A download file name for the transcript. */
+        TranscriptFileName: string;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -801,7 +955,7 @@ export interface operations {
                  * @description A client-chosen unique key for this submission (draft-ietf-httpapi-idempotency-key-header), such as a
                  *     UUID; a quoted structured-field string is accepted too.
                  */
-                "Idempotency-Key"?: string;
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -809,32 +963,42 @@ export interface operations {
         requestBody: {
             content: {
                 "multipart/form-data": components["schemas"]["JobSubmission"];
+            };
+        };
+        responses: {
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["IdempotencyKeyInUse"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            503: components["responses"]["QueueFull"];
+        };
+    };
+    createJobFromUrl: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen unique key for this submission (draft-ietf-httpapi-idempotency-key-header), such as a
+                 *     UUID; a quoted structured-field string is accepted too.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
                 "application/json": components["schemas"]["JobUrlSubmission"];
             };
         };
         responses: {
-            /** @description The job was accepted and queued. */
-            202: {
-                headers: {
-                    /** @description The URL of the new job. */
-                    Location: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Job"];
-                };
-            };
+            202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            /** @description A request with the same `Idempotency-Key` is still being handled. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
+            409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -923,18 +1087,18 @@ export interface operations {
             query?: {
                 /**
                  * @description The format. Without it the `Accept` header chooses: `text/plain` (txt), `application/json` (json),
-                 *     `application/x-subrip` (srt), `text/vtt` (vtt); no `Accept` or `*\/*` gives txt. `format` wins over
-                 *     `Accept`.
+                 *     `application/x-subrip` (srt), `text/vtt` (vtt); no `Accept`, or one that accepts any type, gives txt.
+                 *     `format` wins over `Accept`.
                  */
                 format?: components["schemas"]["ResultFormat"];
                 /**
-                 * @description srt and vtt only: the longest subtitle line, in characters. Lines break between words; a cue that
-                 *     needs more than `max_lines_per_cue` lines is split into several cues, timed by the words when the
-                 *     model gives word timestamps, otherwise in proportion to the characters.
+                 * @description Subtitles only: the longest subtitle line, in characters. Lines break between words; a cue that needs more
+                 *     than `max_lines_per_cue` lines is split into several cues, timed by the words when the model gives word
+                 *     timestamps, otherwise in proportion to the characters.
                  */
-                max_line_width?: number;
-                /** @description srt and vtt only; see `max_line_width`. */
-                max_lines_per_cue?: number;
+                max_line_width?: components["parameters"]["MaxLineWidth"];
+                /** @description Subtitles only; see `max_line_width`. */
+                max_lines_per_cue?: components["parameters"]["MaxLinesPerCue"];
             };
             header?: never;
             path: {
@@ -972,6 +1136,162 @@ export interface operations {
                 };
             };
             409: components["responses"]["Conflict"];
+        };
+    };
+    getTranscript: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The transcript. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Transcript"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["JobNotCompleted"];
+        };
+    };
+    getVerboseTranscript: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The transcript. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerboseTranscript"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["JobNotCompleted"];
+        };
+    };
+    getTranscriptText: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The transcript. */
+            200: {
+                headers: {
+                    "Content-Disposition": components["headers"]["TranscriptFileName"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["JobNotCompleted"];
+        };
+    };
+    getTranscriptSrt: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Subtitles only: the longest subtitle line, in characters. Lines break between words; a cue that needs more
+                 *     than `max_lines_per_cue` lines is split into several cues, timed by the words when the model gives word
+                 *     timestamps, otherwise in proportion to the characters.
+                 */
+                max_line_width?: components["parameters"]["MaxLineWidth"];
+                /** @description Subtitles only; see `max_line_width`. */
+                max_lines_per_cue?: components["parameters"]["MaxLinesPerCue"];
+            };
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The transcript. */
+            200: {
+                headers: {
+                    "Content-Disposition": components["headers"]["TranscriptFileName"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-subrip": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["JobNotCompleted"];
+        };
+    };
+    getTranscriptVtt: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Subtitles only: the longest subtitle line, in characters. Lines break between words; a cue that needs more
+                 *     than `max_lines_per_cue` lines is split into several cues, timed by the words when the model gives word
+                 *     timestamps, otherwise in proportion to the characters.
+                 */
+                max_line_width?: components["parameters"]["MaxLineWidth"];
+                /** @description Subtitles only; see `max_line_width`. */
+                max_lines_per_cue?: components["parameters"]["MaxLinesPerCue"];
+            };
+            header?: never;
+            path: {
+                /** @description The job id returned by `POST /jobs`. */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The transcript. */
+            200: {
+                headers: {
+                    "Content-Disposition": components["headers"]["TranscriptFileName"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/vtt": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["JobNotCompleted"];
         };
     };
     getJobEvents: {

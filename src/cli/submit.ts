@@ -138,7 +138,7 @@ export async function submitCommand(argv: readonly string[]): Promise<number> {
     const created = await connectionGuard(
       server,
       audio.blob === null
-        ? client.POST('/jobs', { body: { url: source, ...fields }, signal })
+        ? client.POST('/jobs/from-url', { body: { url: source, ...fields }, signal })
         : client.POST('/jobs', {
             body: { file: audio.fileName, ...fields },
             // The typed body names the fields; the form carries the file itself.

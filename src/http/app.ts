@@ -18,12 +18,12 @@ import type { ApiDeps } from './deps.ts';
 import { queueBackpressure } from './backpressure.ts';
 import { createFormValidator } from './form-validator.ts';
 import { cancelJobHandler } from './handlers/cancel-job.ts';
-import { createJobHandler } from './handlers/create-job.ts';
+import { createJobFromUrlHandler, createJobHandler } from './handlers/create-job.ts';
 import { deleteJobHandler } from './handlers/delete-job.ts';
 import { getHealthHandler } from './handlers/get-health.ts';
 import { getLivenessHandler } from './handlers/get-liveness.ts';
 import { getJobHandler } from './handlers/get-job.ts';
-import { getJobResultHandler } from './handlers/get-job-result.ts';
+import { getJobResultHandler, transcriptHandler } from './handlers/get-job-result.ts';
 import { getJobEventsHandler } from './handlers/get-job-events.ts';
 import { listJobDeliveriesHandler } from './handlers/list-job-deliveries.ts';
 import { redeliverJobWebhookHandler } from './handlers/redeliver-job-webhook.ts';
@@ -57,10 +57,6 @@ class OpenApi31Backend extends OpenAPIBackend {
   }
 }
 
-function isMultipart(contentType: string | string[] | undefined): boolean {
-  return String(contentType ?? '').toLowerCase().startsWith('multipart/');
-}
-
 /** body-parser's errors (malformed or oversized JSON) as registered codes. */
 function bodyParserError(error: unknown): unknown {
   const type = (error as { type?: unknown } | null)?.type;
@@ -84,7 +80,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     definition: structuredClone(spec),
     strict: true,
     // Forms are validated by the upload step (see `form-validator.ts`); everything else here.
-    validate: (c: Context) => !(c.operation.operationId === 'createJob' && isMultipart((c.request.headers as Record<string, string | string[] | undefined>)['content-type'])),
+    validate: (c: Context) => c.operation.operationId !== 'createJob',
     coerceTypes: true,
     // ajv-formats is CommonJS: its plugin is the `default` member under ESM interop.
     customizeAjv: (ajv) => ajvFormats.default(ajv),
@@ -92,11 +88,17 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
 
   const handlers: { [O in OperationId]: OperationHandler<O> } = {
     createJob: createJobHandler(deps),
+    createJobFromUrl: createJobFromUrlHandler(deps),
     listJobs: listJobsHandler(deps),
     getJob: getJobHandler(deps),
     deleteJob: deleteJobHandler(deps),
     cancelJob: cancelJobHandler(deps),
     getJobResult: getJobResultHandler(deps),
+    getTranscript: transcriptHandler(deps, 'getTranscript'),
+    getVerboseTranscript: transcriptHandler(deps, 'getVerboseTranscript'),
+    getTranscriptText: transcriptHandler(deps, 'getTranscriptText'),
+    getTranscriptSrt: transcriptHandler(deps, 'getTranscriptSrt'),
+    getTranscriptVtt: transcriptHandler(deps, 'getTranscriptVtt'),
     getHealth: getHealthHandler(deps),
     getLiveness: getLivenessHandler(deps),
     listModels: listModelsHandler(deps),
@@ -166,26 +168,25 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     validateFields: validateForm,
     onError: (res, error) => sendProblem(res, error, deps.logger, '/jobs'),
   });
-  app.post(
-    '/jobs',
-    // The key is claimed before the body is read: a duplicate still uploading is refused at once.
+  // The key is claimed before the body is read: a duplicate still uploading is refused at once.
+  const submissionGate = [
     idempotencyGate({
       store: deps.idempotency,
       clock: deps.clock,
       ttlMs: deps.idempotencyTtlSeconds * 1000,
-      onError: (res, error) => sendProblem(res, error, deps.logger, '/jobs'),
+      onError: (res, error) => sendProblem(res, error, deps.logger, res.req.originalUrl),
     }),
     queueBackpressure(deps),
-    express.json({ limit: '16kb' }),
-    (req, res, next) => {
-      // A JSON submission (a url) is parsed above and validated by openapi-backend; anything else is a form.
-      if (req.is('application/json')) {
-        next();
-      } else {
-        upload(req, res, next);
-      }
-    },
-  );
+  ];
+  app.post('/jobs', ...submissionGate, upload);
+  // Parsed here, validated by openapi-backend; a body that is not JSON is refused before the handler runs.
+  app.post('/jobs/from-url', ...submissionGate, express.json({ limit: '16kb' }), (req, res, next) => {
+    if (req.is('application/json')) {
+      next();
+    } else {
+      sendProblem(res, new AppError('unsupported_content_type', 'Send the submission as application/json with a "url" field.'), deps.logger, req.originalUrl);
+    }
+  });
   app.use('/jobs', (error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) {
       next(error);

@@ -48,8 +48,7 @@ export function sanitizeFileName(name: string | undefined): string | null {
 
 interface ParsedForm {
   fields: Record<string, string>;
-  /** Null for a submission by `url`. */
-  upload: StoredUpload | null;
+  upload: StoredUpload;
 }
 
 function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFields: ReadonlySet<string>): Promise<ParsedForm> {
@@ -91,7 +90,9 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
     };
 
     parser.on('field', (name, value, info) => {
-      if (!allowedFields.has(name) || name === 'file') {
+      if (name === 'url') {
+        fail(new AppError('invalid_request', 'A URL is submitted as JSON to POST /jobs/from-url; a form carries a file.'));
+      } else if (!allowedFields.has(name) || name === 'file') {
         unknown.push(name);
       } else if (info.valueTruncated) {
         fail(new AppError('invalid_request', `The field ${name} is too long.`));
@@ -155,21 +156,15 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
         if (unknown.length > 0) {
           fail(new AppError('unknown_field', `Unknown form fields: ${unknown.join(', ')}.`, { errors: unknown.map((name) => ({ location: `body.${name}`, message: 'unknown field' })) }));
         }
-        if (!failure && upload === null && fields.url === undefined) {
-          fail(new AppError('missing_file', 'The form needs a file in the field "file", or a "url".'));
-        }
-        if (!failure && upload !== null && fields.url !== undefined) {
-          fail(new AppError('invalid_request', 'Send either a file or a url, not both.'));
-        }
-        if (!failure && upload?.sizeBytes === 0) {
+        if (upload?.sizeBytes === 0) {
           fail(new AppError('empty_file', 'The uploaded file is empty.'));
         }
-        if (failure) {
-          await rm(target, { force: true });
-          reject(failure);
+        if (!failure && upload !== null) {
+          resolve({ fields, upload });
           return;
         }
-        resolve({ fields, upload });
+        await rm(target, { force: true });
+        reject(failure ?? new AppError('missing_file', 'The form needs a file in the field "file" (a URL goes to POST /jobs/from-url).'));
       })();
     });
     // A client that goes away mid-upload never ends the parser: close the file and delete what was written.
@@ -206,7 +201,7 @@ export function multipartUpload(options: {
   return (req: Request, res: Response, next: NextFunction) => {
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     if (!type.startsWith('multipart/form-data')) {
-      options.onError(res, new AppError('unsupported_content_type', 'Send the audio as multipart/form-data with a "file" field, or a url as application/json.'));
+      options.onError(res, new AppError('unsupported_content_type', 'Send the audio as multipart/form-data with a "file" field; a URL goes as application/json to POST /jobs/from-url.'));
       return;
     }
     const declared = Number(req.headers['content-length'] ?? '0');
@@ -220,12 +215,10 @@ export function multipartUpload(options: {
       .then(() => parseForm(req, options.uploadsDir, options.maxBytes, options.allowedFields))
       .then(
       ({ fields, upload }) => {
-        if (upload) {
-          res.locals.upload = upload;
-          // A safety net: error answers discard the upload before they are sent (see `discardUpload`).
-          res.on('close', () => void discardUpload(res));
-        }
-        const body = upload ? { ...fields, file: upload.fileName ?? '' } : fields;
+        res.locals.upload = upload;
+        // A safety net: error answers discard the upload before they are sent (see `discardUpload`).
+        res.on('close', () => void discardUpload(res));
+        const body = { ...fields, file: upload.fileName ?? '' };
         try {
           options.validateFields?.(body);
         } catch (error) {

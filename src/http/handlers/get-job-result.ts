@@ -1,8 +1,9 @@
 /**
  * @module http/handlers/get-job-result
- * `GET /jobs/{id}/result`: renders the stored transcript in the format asked for, by `format=` or by `Accept`.
+ * `GET /jobs/{id}/result` renders the stored transcript in the format asked for, by `format=` or by `Accept`;
+ * the operations under `/jobs/{id}/transcript` render one format each.
  */
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 
 import type { ResultFormat } from '../../domain.ts';
 import { AppError } from '../../errors.ts';
@@ -35,28 +36,56 @@ function chooseFormat(req: Request, asked: ResultFormat | undefined): ResultForm
   return format;
 }
 
+/** Renders the transcript of a completed job; 409 before that. */
+async function sendTranscript(
+  deps: ApiDeps,
+  res: Response,
+  job: Awaited<ReturnType<typeof findJob>>,
+  format: ResultFormat,
+  query: { max_line_width?: number; max_lines_per_cue?: number },
+): Promise<void> {
+  if (job.status !== 'completed') {
+    throw new AppError('job_not_completed', `The job is ${job.status}; its transcript exists once it is completed.`);
+  }
+  const transcript = await deps.store.transcript(job.id);
+  if (!transcript) {
+    throw new AppError('internal_error', 'The transcript of this completed job is missing.');
+  }
+  const rendered = renderTranscript(
+    transcript,
+    format,
+    { jobId: job.id, model: job.model, task: job.task },
+    {
+      maxLineWidth: query.max_line_width ?? DEFAULT_SUBTITLE_OPTIONS.maxLineWidth,
+      maxLinesPerCue: query.max_lines_per_cue ?? DEFAULT_SUBTITLE_OPTIONS.maxLinesPerCue,
+    },
+  );
+  res.setHeader('Content-Disposition', `attachment; filename="${job.id}.${rendered.extension}"`);
+  res.status(200).type(rendered.contentType).send(rendered.body);
+}
+
 export function getJobResultHandler(deps: ApiDeps): OperationHandler<'getJobResult'> {
   return async (c, req, res) => {
     const job = await findJob(deps, c.request.params.id);
     const format = chooseFormat(req, c.request.query.format);
-    if (job.status !== 'completed') {
-      throw new AppError('job_not_completed', `The job is ${job.status}; its transcript exists once it is completed.`);
-    }
-    const transcript = await deps.store.transcript(job.id);
-    if (!transcript) {
-      throw new AppError('internal_error', 'The transcript of this completed job is missing.');
-    }
-    const rendered = renderTranscript(
-      transcript,
-      format,
-      { jobId: job.id, model: job.model, task: job.task },
-      {
-        maxLineWidth: c.request.query.max_line_width ?? DEFAULT_SUBTITLE_OPTIONS.maxLineWidth,
-        maxLinesPerCue: c.request.query.max_lines_per_cue ?? DEFAULT_SUBTITLE_OPTIONS.maxLinesPerCue,
-      },
-    );
-    res.setHeader('Content-Disposition', `attachment; filename="${job.id}.${rendered.extension}"`);
     res.setHeader('Vary', 'Accept');
-    res.status(200).type(rendered.contentType).send(rendered.body);
+    await sendTranscript(deps, res, job, format, c.request.query);
+  };
+}
+
+/** The operations under `/jobs/{id}/transcript`: one format each, whatever `Accept` says. */
+export const TRANSCRIPT_OPERATIONS = {
+  getTranscript: 'json',
+  getVerboseTranscript: 'verbose_json',
+  getTranscriptText: 'txt',
+  getTranscriptSrt: 'srt',
+  getTranscriptVtt: 'vtt',
+} as const satisfies Record<string, ResultFormat>;
+
+export function transcriptHandler<O extends keyof typeof TRANSCRIPT_OPERATIONS>(deps: ApiDeps, operation: O): OperationHandler<O> {
+  return async (c, _req, res) => {
+    // Every one of these operations has the job id in its path and at most the subtitle options in its query.
+    const { params, query } = c.request as unknown as { params: { id: string }; query: { max_line_width?: number; max_lines_per_cue?: number } };
+    await sendTranscript(deps, res, await findJob(deps, params.id), TRANSCRIPT_OPERATIONS[operation], query);
   };
 }
