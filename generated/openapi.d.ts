@@ -34,7 +34,9 @@ export interface paths {
          *     With an `Idempotency-Key` header the submission can be retried safely: the same key with the same payload
          *     (the file's bytes and every field) answers with the original job, the same key with another payload is
          *     422 `idempotency_key_mismatch`, and a retry while the first request is still being handled is 409
-         *     `idempotency_key_in_use`. Keys are kept for `CESAR_IDEMPOTENCY_TTL_SECONDS` (24 hours by default).
+         *     `idempotency_key_in_use`. Keys are kept for `CESAR_IDEMPOTENCY_TTL_SECONDS` (24 hours by default), and no
+         *     longer than their job: once the job is deleted (`DELETE /jobs/{id}`, or its retention ended) the key is
+         *     free, and the same request makes a new job.
          *
          *     With `webhook_url` (or the server's default URL) the job's events are posted there, signed per Standard
          *     Webhooks; see the `jobEvent` callback.
@@ -318,7 +320,7 @@ export interface components {
         JobSubmission: {
             /**
              * Format: binary
-             * @description The audio or video file. Any container ffmpeg reads; only the first audio stream is used.
+             * @description The audio or video file (not empty). Any container ffmpeg reads; only the first audio stream is used.
              */
             file?: string;
             url?: components["schemas"]["MediaUrl"];
@@ -344,7 +346,11 @@ export interface components {
             /** @description Comma-separated events to post; `completed,failed,canceled` when absent. */
             webhook_events?: string;
             timestamp_granularity?: components["schemas"]["TimestampGranularity"];
-        };
+        } & ({
+            url?: never;
+        } | {
+            file?: never;
+        });
         /**
          * @description `word`: segments and word timestamps (in `verbose_json`); refused with 422 `word_timestamps_unsupported`
          *     when the model cannot align words (see `word_timestamps` in `GET /models`). `segment`: segments only.

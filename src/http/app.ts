@@ -202,6 +202,19 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     }
     sendProblem(res, bodyParserError(error), deps.logger, '/jobs');
   });
+  app.use((req, res, next) => {
+    // ajv's coercion reads any number literal (`+0.0`, `1e1`) as an integer; the spec's integers are digits.
+    const operation = api.matchOperation({ method: req.method, path: req.path, headers: {} });
+    for (const parameter of (operation?.parameters ?? []) as { in?: string; name?: string; schema?: { type?: unknown } }[]) {
+      const value = parameter.in === 'query' && parameter.name !== undefined ? (req.query as Record<string, unknown>)[parameter.name] : undefined;
+      if (typeof value === 'string' && parameter.schema?.type === 'integer' && !/^-?[0-9]+$/.test(value)) {
+        const location = `query.${parameter.name ?? ''}`;
+        sendProblem(res, new AppError('invalid_request', `${location} must be an integer`, { errors: [{ location, message: 'must be an integer' }] }), deps.logger, req.originalUrl);
+        return;
+      }
+    }
+    next();
+  });
   app.use((req, res) => {
     void api
       .handleRequest({ method: req.method, path: req.path, query: req.query as Record<string, string>, headers: req.headers as Record<string, string>, body: req.body as unknown }, req, res)
