@@ -346,11 +346,7 @@ export interface components {
             /** @description Comma-separated events to post; `completed,failed,canceled` when absent. */
             webhook_events?: string;
             timestamp_granularity?: components["schemas"]["TimestampGranularity"];
-        } & ({
-            url?: never;
-        } | {
-            file?: never;
-        });
+        };
         /**
          * @description `word`: segments and word timestamps (in `verbose_json`); refused with 422 `word_timestamps_unsupported`
          *     when the model cannot align words (see `word_timestamps` in `GET /models`). `segment`: segments only.
