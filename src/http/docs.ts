@@ -13,7 +13,9 @@ import swaggerUi from 'swagger-ui-express';
  * Swagger UI fills every field of a form with a value made up from its schema (a random string matching
  * `pattern`, `https://example.com/` for a URL...): choosing only a file on `POST /jobs` sent a made-up `url`,
  * `model` and `language` with it. A form field now starts empty unless its schema has a `default` (form fields are
- * the only samples asked for without a media type: `contentType` false).
+ * the only samples asked for without a media type: `contentType` false). A JSON request body starts as its
+ * required properties only (request samples are the ones asked for with `includeWriteOnly`), not every optional
+ * property with a made-up value.
  *
  * Swagger UI also sends the fields left empty, as empty strings, which the API refuses (an empty `url` beside a
  * file, an empty `model`): the request interceptor drops them, so a form sends what the user filled in.
@@ -23,10 +25,21 @@ window.addEventListener('load', function () {
   var system = window.ui.getSystem();
   var fn = system.fn;
   var sample = fn.getSampleSchema;
-  fn.getSampleSchema = function (schema, contentType) {
+  fn.getSampleSchema = function (schema, contentType, config) {
     var plain = schema && typeof schema.toJS === 'function' ? schema.toJS() : schema;
     if (contentType === false && plain && plain.default === undefined && plain.type !== 'object' && plain.type !== 'array') {
       return '';
+    }
+    if (config && config.includeWriteOnly && plain && plain.type === 'object' && plain.properties) {
+      var required = {};
+      (plain.required || []).forEach(function (name) {
+        if (plain.properties[name]) {
+          required[name] = plain.properties[name];
+        }
+      });
+      var args = Array.prototype.slice.call(arguments);
+      args[0] = Object.assign({}, plain, { properties: required });
+      return sample.apply(this, args);
     }
     return sample.apply(this, arguments);
   };
