@@ -58,7 +58,8 @@ async function fuzz(t: TestContext, env: Record<string, string>, headers: string
     '--request-timeout',
     '60',
     ...headers.flatMap((header) => ['--header', header]),
-  ]);
+    // Its cache of crashes goes in the working directory: the server's temporary one, not the repository.
+  ], { cwd: dataDir });
   const output = result.stdout + result.stderr;
   // The figures, for the record: operations, test cases, failures.
   process.stderr.write(`\nschemathesis (${t.name}): ${/Tested: \d+/.exec(output)?.[0] ?? '?'} operations; ${/\d+ generated[^\n]*/.exec(output)?.[0] ?? '?'}\n`);
