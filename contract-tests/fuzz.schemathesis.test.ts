@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 
 import { loadSpec } from '../src/http/app.ts';
+import { METHODS } from '../src/http/served-spec.ts';
 import { requireTool, runCommand } from './support/cli.ts';
 import { requireModel, tempDir } from './support/harness.ts';
 import { startServerProcess } from './support/server-process.ts';
@@ -68,7 +69,7 @@ async function fuzz(t: TestContext, env: Record<string, string>, headers: string
 
 /** How many operations the spec has (webhooks and callbacks are not the server's to answer). */
 function operationCount(): number {
-  const methods = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
+  const methods = new Set<string>(METHODS);
   return Object.values(loadSpec().paths ?? {}).reduce((count, item) => count + Object.keys(item ?? {}).filter((key) => methods.has(key)).length, 0);
 }
 

@@ -34,7 +34,7 @@ import { listJobsHandler } from './handlers/list-jobs.ts';
 import { listModelsHandler } from './handlers/list-models.ts';
 import type { OperationHandler, OperationId } from './operation-types.ts';
 import { sendProblem } from './problem.ts';
-import { servedSpec } from './served-spec.ts';
+import { METHODS, servedSpec } from './served-spec.ts';
 import { discardUpload, multipartUpload } from './upload.ts';
 
 export const SPEC_PATH = new URL('../../openapi.yaml', import.meta.url);
@@ -77,8 +77,6 @@ function bodyParserError(error: unknown): unknown {
   }
   return new AppError('invalid_request', 'The JSON body is malformed.');
 }
-
-const HTTP_METHODS = ['GET', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'HEAD', 'PATCH', 'TRACE'];
 
 export async function createApp(deps: ApiDeps): Promise<Express> {
   const spec = servedSpec(loadSpec(), { apiKeys: deps.apiKeys.enabled });
@@ -145,7 +143,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     },
     methodNotAllowed: (_c: Context, req: Request, res: Response) => {
       // RFC 9110 section 15.5.6: a 405 lists the methods the resource supports.
-      const allowed = HTTP_METHODS.filter((method) => api.matchOperation({ method, path: req.path, headers: {} }) !== undefined);
+      const allowed = METHODS.map((method) => method.toUpperCase()).filter((method) => api.matchOperation({ method, path: req.path, headers: {} }) !== undefined);
       res.setHeader('Allow', allowed.join(', '));
       res.status(405).type('application/problem+json').send(
         JSON.stringify({ type: 'about:blank', title: 'Method Not Allowed', status: 405, detail: `${req.method} is not allowed on ${req.path}.` }),

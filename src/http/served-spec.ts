@@ -10,7 +10,8 @@ export interface ServedSpecOptions {
   apiKeys: boolean;
 }
 
-const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+/** The methods an OpenAPI path item can hold. */
+export const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
 type Operation = { security?: unknown; responses?: Record<string, unknown> };
 
