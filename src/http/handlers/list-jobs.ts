@@ -4,8 +4,8 @@
  * offset then counts from the cursor).
  */
 import { AppError } from '../../errors.ts';
+import { jobView } from '../../jobs/job-view.ts';
 import type { ApiDeps } from '../deps.ts';
-import { jobView } from '../job-view.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 
