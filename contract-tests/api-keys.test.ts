@@ -57,6 +57,13 @@ describe('API keys', () => {
     assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), []);
   });
 
+  test('with keys configured, the served spec and docs declare the key, and the spec is the file as written', async () => {
+    const served = (await (await fetch(`${server.client.baseUrl}/openapi.json`)).json()) as { security?: unknown };
+    assert.deepEqual(served, loadSpec());
+    assert.deepEqual(served.security, [{ ApiKey: [] }]);
+    assert.match(await (await fetch(`${server.client.baseUrl}/docs/swagger-ui-init.js`)).text(), /"ApiKey"/);
+  });
+
   test('a plain key and a key configured by its SHA-256 are both accepted', async () => {
     for (const key of [KEY, HASHED_ONLY_KEY]) {
       const response = await server.client.get('/jobs', { headers: { 'X-API-Key': key } });

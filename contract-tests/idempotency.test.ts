@@ -139,4 +139,20 @@ describe('Idempotency-Key on POST /jobs', () => {
     const retried = await server.client.post('/jobs', { body: await jobForm('jfk.ogg'), headers: { 'Idempotency-Key': key } });
     assert.equal(retried.status, 202);
   });
+
+  test('a key whose job was deleted makes a new job, never an answer pointing at nothing', async (t) => {
+    if (!requireModel(t)) {
+      return;
+    }
+    const key = randomUUID();
+    const first = await server.client.post('/jobs', { body: await jobForm('jfk.ogg'), headers: { 'Idempotency-Key': key } });
+    assert.equal(first.status, 202);
+    const firstId = (first.json as JobBody).id;
+    assert.equal((await server.client.delete(`/jobs/${firstId}`)).status, 204);
+    const again = await server.client.post('/jobs', { body: await jobForm('jfk.ogg'), headers: { 'Idempotency-Key': key } });
+    assert.equal(again.status, 202);
+    const againId = (again.json as JobBody).id;
+    assert.notEqual(againId, firstId);
+    assert.equal((await server.client.get(`/jobs/${againId}`)).status, 200);
+  });
 });

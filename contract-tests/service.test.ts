@@ -61,18 +61,47 @@ describe('service endpoints', () => {
     }
   });
 
-  test('the spec is served as YAML and JSON, and Swagger UI at /docs', async () => {
+  test('the spec is served as YAML and JSON, and Swagger UI at /docs; without API keys it declares no security', async () => {
     const server = await startServer();
     try {
       const base = server.client.baseUrl;
       const yaml = await fetch(`${base}/openapi.yaml`);
       assert.equal(yaml.status, 200);
-      assert.deepEqual(parse(await yaml.text()), parse(await readFile(SPEC_PATH, 'utf8')));
-      const json = await fetch(`${base}/openapi.json`);
-      assert.equal(((await json.json()) as { openapi: string }).openapi, '3.1.0');
+      const served = parse(await yaml.text()) as Record<string, unknown>;
+      const json = (await (await fetch(`${base}/openapi.json`)).json()) as Record<string, unknown>;
+      assert.deepEqual(json, served);
+      assert.equal(served.openapi, '3.1.0');
+      // A server without keys answers no 401 and needs no key: its spec says neither.
+      const text = JSON.stringify(served);
+      assert.doesNotMatch(text, /"security"|"securitySchemes"|"401"|Unauthorized/);
+      // Everything else is the file as written.
+      const file = parse(await readFile(SPEC_PATH, 'utf8')) as { paths: Record<string, Record<string, { operationId?: string }>> };
+      assert.deepEqual(
+        Object.keys((served as typeof file).paths).map((route) => Object.keys((served as typeof file).paths[route] ?? {})),
+        Object.keys(file.paths).map((route) => Object.keys(file.paths[route] ?? {})),
+      );
       const docs = await fetch(`${base}/docs/`);
       assert.equal(docs.status, 200);
       assert.match(await docs.text(), /swagger-ui/);
+      assert.doesNotMatch(await (await fetch(`${base}/docs/swagger-ui-init.js`)).text(), /"ApiKey"|"securitySchemes"/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('405 names the allowed methods in Allow (RFC 9110)', async () => {
+    const server = await startServer();
+    try {
+      for (const [method, target, allowed] of [
+        ['PUT', '/jobs', 'GET, POST'],
+        ['PATCH', '/jobs/00000000-0000-4000-8000-000000000000', 'GET, DELETE'],
+        ['DELETE', '/health', 'GET'],
+      ] as const) {
+        const response = await fetch(`${server.client.baseUrl}${target}`, { method });
+        assert.equal(response.status, 405, `${method} ${target}`);
+        assert.equal(response.headers.get('allow'), allowed, `${method} ${target}`);
+        assert.equal((await response.json() as { status: number }).status, 405);
+      }
     } finally {
       await server.close();
     }

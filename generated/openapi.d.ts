@@ -13,8 +13,9 @@ export interface paths {
         };
         /**
          * List jobs, newest first
-         * @description Page through jobs with `limit` and either `offset` or the opaque `cursor` returned as `next_cursor` by the
-         *     previous page. A cursor page is stable while new jobs arrive; an offset page is not.
+         * @description Page through jobs with `limit` and the opaque `cursor` returned as `next_cursor` by the previous page, or
+         *     with `offset`. A cursor page is stable while new jobs arrive; an offset page is not. Given both, `offset`
+         *     skips that many jobs after the cursor.
          */
         get: operations["listJobs"];
         put?: never;
@@ -27,7 +28,9 @@ export interface paths {
          *     With an `Idempotency-Key` header the submission can be retried safely: the same key with the same payload
          *     (the file's bytes and every field) answers with the original job, the same key with another payload is
          *     422 `idempotency_key_mismatch`, and a retry while the first request is still being handled is 409
-         *     `idempotency_key_in_use`. Keys are kept for `CESAR_IDEMPOTENCY_TTL_SECONDS` (24 hours by default).
+         *     `idempotency_key_in_use`. Keys are kept for `CESAR_IDEMPOTENCY_TTL_SECONDS` (24 hours by default), and no
+         *     longer than their job: once the job is deleted (`DELETE /jobs/{id}`, or its retention ended) the key is
+         *     free, and the same request makes a new job.
          *
          *     With `webhook_url` (or the server's default URL) the job's events are posted there, signed per Standard
          *     Webhooks; see the `jobEvent` callback.
@@ -423,7 +426,7 @@ export interface components {
         JobSubmission: {
             /**
              * Format: binary
-             * @description The audio or video file. Any container ffmpeg reads; only the first audio stream is used.
+             * @description The audio or video file (not empty). Any container ffmpeg reads; only the first audio stream is used.
              */
             file: string;
             model?: components["schemas"]["ModelName"];
@@ -607,6 +610,34 @@ export interface components {
         DeliveryList: {
             deliveries: components["schemas"]["Delivery"][];
         };
+        /**
+         * @description One event of `GET /jobs/{id}/events` as an SSE parser delivers it: its `event` name, its `id` (the value
+         *     for `Last-Event-ID`) and its `data`, a JSON document whose shape the event name decides.
+         */
+        JobStreamEvent: components["schemas"]["JobStatusStreamEvent"] | components["schemas"]["JobProgressStreamEvent"] | components["schemas"]["JobSegmentStreamEvent"];
+        JobStatusStreamEvent: {
+            /** @constant */
+            event: "status";
+            id: components["schemas"]["StreamEventId"];
+            /** @description A `JobStatusEvent`, as JSON. */
+            data: string;
+        };
+        JobProgressStreamEvent: {
+            /** @constant */
+            event: "progress";
+            id: components["schemas"]["StreamEventId"];
+            /** @description A `JobProgressEvent`, as JSON. */
+            data: string;
+        };
+        JobSegmentStreamEvent: {
+            /** @constant */
+            event: "segment";
+            id: components["schemas"]["StreamEventId"];
+            /** @description A finished `Segment`, as JSON. */
+            data: string;
+        };
+        /** @description The event's place in the job's event log; send it as `Last-Event-ID` to resume after it. */
+        StreamEventId: string;
         JobStatusEvent: {
             status: components["schemas"]["JobStatus"];
             progress: number;
@@ -923,7 +954,7 @@ export interface operations {
                 /** @description Only jobs in this status. */
                 status?: components["schemas"]["JobStatus"];
                 limit?: number;
-                /** @description Number of jobs to skip. Cannot be combined with `cursor`. */
+                /** @description Number of jobs to skip (after `cursor`, when it is given). */
                 offset?: number;
                 /** @description The `next_cursor` of the previous page. */
                 cursor?: string;
@@ -1318,7 +1349,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["JobStreamEvent"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -8,6 +8,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 export const API_KEY_HEADER = 'x-api-key';
 
 export interface ApiKeyVerifier {
+  /** Whether keys are configured: the served spec declares the key requirement only then. */
+  readonly enabled: boolean;
   /**
    * The caller's scope (a non-secret tag of the matching key, used to keep idempotency keys apart) when the key
    * is valid or no keys are configured; null otherwise.
@@ -17,6 +19,7 @@ export interface ApiKeyVerifier {
 
 export function createApiKeyVerifier(digests: readonly Buffer[]): ApiKeyVerifier {
   return {
+    enabled: digests.length > 0,
     verify(presented) {
       if (digests.length === 0) {
         return '';

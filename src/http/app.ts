@@ -10,12 +10,12 @@ import express from 'express';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { OpenAPIBackend } from 'openapi-backend';
 import type { Context, Document } from 'openapi-backend';
-import swaggerUi from 'swagger-ui-express';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 
 import { AppError } from '../errors.ts';
 import type { ApiDeps } from './deps.ts';
 import { queueBackpressure } from './backpressure.ts';
+import { docsHandlers } from './docs.ts';
 import { createFormValidator } from './form-validator.ts';
 import { cancelJobHandler } from './handlers/cancel-job.ts';
 import { createJobFromUrlHandler, createJobHandler } from './handlers/create-job.ts';
@@ -34,6 +34,7 @@ import { listJobsHandler } from './handlers/list-jobs.ts';
 import { listModelsHandler } from './handlers/list-models.ts';
 import type { OperationHandler, OperationId } from './operation-types.ts';
 import { sendProblem } from './problem.ts';
+import { METHODS, servedSpec } from './served-spec.ts';
 import { discardUpload, multipartUpload } from './upload.ts';
 
 export const SPEC_PATH = new URL('../../openapi.yaml', import.meta.url);
@@ -74,8 +75,9 @@ function bodyParserError(error: unknown): unknown {
 }
 
 export async function createApp(deps: ApiDeps): Promise<Express> {
-  const spec = loadSpec();
-  const specYaml = readFileSync(SPEC_PATH, 'utf8');
+  const spec = servedSpec(loadSpec(), { apiKeys: deps.apiKeys.enabled });
+  // The file as written (comments kept) when nothing was taken out of it.
+  const specYaml = deps.apiKeys.enabled ? readFileSync(SPEC_PATH, 'utf8') : stringify(spec);
   const api = new OpenApi31Backend({
     definition: structuredClone(spec),
     strict: true,
@@ -123,8 +125,10 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     );
   }
   // The express middleware below already refused requests without a valid key; this keeps openapi-backend's
-  // own check (strict mode fails closed) in agreement with it.
-  api.registerSecurityHandler('ApiKey', (c: Context) => deps.apiKeys.verify((c.request.headers as Record<string, string | string[] | undefined>)[API_KEY_HEADER]) !== null);
+  // own check (strict mode fails closed) in agreement with it. Without keys the served spec has no scheme.
+  if (deps.apiKeys.enabled) {
+    api.registerSecurityHandler('ApiKey', (c: Context) => deps.apiKeys.verify((c.request.headers as Record<string, string | string[] | undefined>)[API_KEY_HEADER]) !== null);
+  }
   api.register({
     unauthorizedHandler: (_c: Context, req: Request, res: Response) => answerProblem(req, res, unauthorizedError()),
     validationFail: (c: Context, req: Request, res: Response) => {
@@ -140,6 +144,9 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
       );
     },
     methodNotAllowed: (_c: Context, req: Request, res: Response) => {
+      // RFC 9110 section 15.5.6: a 405 lists the methods the resource supports.
+      const allowed = METHODS.map((method) => method.toUpperCase()).filter((method) => api.matchOperation({ method, path: req.path, headers: {} }) !== undefined);
+      res.setHeader('Allow', allowed.join(', '));
       res.status(405).type('application/problem+json').send(
         JSON.stringify({ type: 'about:blank', title: 'Method Not Allowed', status: 405, detail: `${req.method} is not allowed on ${req.path}.` }),
       );
@@ -158,7 +165,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   app.get('/openapi.json', (_req, res) => {
     res.json(spec);
   });
-  app.use('/docs', swaggerUi.serve, swaggerUi.setup(spec, { customSiteTitle: 'Cesar API' }));
+  app.use('/docs', ...docsHandlers(spec));
   // Everything after this needs a key when keys are configured; the spec and its docs above do not.
   app.use(requireApiKey({ verifier: deps.apiKeys, api, onError: (res, error) => sendProblem(res, error, deps.logger) }));
   const upload = multipartUpload({
@@ -193,6 +200,19 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
       return;
     }
     sendProblem(res, bodyParserError(error), deps.logger, '/jobs');
+  });
+  app.use((req, res, next) => {
+    // ajv's coercion reads any number literal (`+0.0`, `1e1`) as an integer; the spec's integers are digits.
+    const operation = api.matchOperation({ method: req.method, path: req.path, headers: {} });
+    for (const parameter of (operation?.parameters ?? []) as { in?: string; name?: string; schema?: { type?: unknown } }[]) {
+      const value = parameter.in === 'query' && parameter.name !== undefined ? (req.query as Record<string, unknown>)[parameter.name] : undefined;
+      if (typeof value === 'string' && parameter.schema?.type === 'integer' && !/^-?[0-9]+$/.test(value)) {
+        const location = `query.${parameter.name ?? ''}`;
+        sendProblem(res, new AppError('invalid_request', `${location} must be an integer`, { errors: [{ location, message: 'must be an integer' }] }), deps.logger, req.originalUrl);
+        return;
+      }
+    }
+    next();
   });
   app.use((req, res) => {
     void api

@@ -44,6 +44,13 @@ export function createIdempotencyStore(db: Database): IdempotencyStore {
       return db.transaction(async (tx) => {
         // Expired keys go here (the index on expires_at makes it cheap), so the table never outgrows the window.
         await tx.run('DELETE FROM idempotency_keys WHERE expires_at <= ?', [now]);
+        // A key lives no longer than its job: replaying the answer of a deleted job (DELETE, or its retention
+        // ended) would hand out a Location that is 404. The same request makes a new job instead.
+        await tx.run(
+          `DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND job_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = idempotency_keys.job_id)`,
+          [scope, key],
+        );
         const inserted = await tx.run(
           `INSERT INTO idempotency_keys (scope, key, created_at, expires_at) VALUES (?, ?, ?, ?)
            ON CONFLICT (scope, key) DO NOTHING`,

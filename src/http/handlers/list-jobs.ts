@@ -1,6 +1,7 @@
 /**
  * @module http/handlers/list-jobs
- * `GET /jobs`: newest first, paged by offset or by an opaque cursor (stable while new jobs arrive).
+ * `GET /jobs`: newest first, paged by an opaque cursor (stable while new jobs arrive), by offset, or by both (the
+ * offset then counts from the cursor).
  */
 import { AppError } from '../../errors.ts';
 import { jobView } from '../../jobs/job-view.ts';
@@ -8,22 +9,22 @@ import type { ApiDeps } from '../deps.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 
-const encodeCursor = (seq: number): string => Buffer.from(`s${seq}`).toString('base64url');
+/**
+ * A job's place in the listing, in base 36. Every string the spec's pattern (`^[0-9a-z]{1,10}$`) admits is a
+ * cursor: 36^10 is below 2^53, so each decodes to an exact position.
+ */
+const encodeCursor = (seq: number): string => seq.toString(36);
 
 function decodeCursor(cursor: string): number {
-  const match = /^s(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!match?.[1]) {
+  if (!/^[0-9a-z]{1,10}$/.test(cursor)) {
     throw new AppError('invalid_cursor', 'The cursor is not one this server returned.');
   }
-  return Number(match[1]);
+  return parseInt(cursor, 36);
 }
 
 export function listJobsHandler(deps: ApiDeps): OperationHandler<'listJobs'> {
   return async (c, _req, res) => {
     const { status, limit = 20, offset, cursor } = c.request.query;
-    if (offset !== undefined && cursor !== undefined) {
-      throw new AppError('invalid_request', 'Use either offset or cursor, not both.');
-    }
     const rows = await deps.store.list({
       status,
       limit: limit + 1,
