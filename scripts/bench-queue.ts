@@ -135,6 +135,7 @@ try {
     maxPendingJobs: 1_000_000,
     workers: { workers: () => [], recycled: 0 },
     checksums: createChecksumCache(silentLogger),
+    openAIWaitSeconds: 120,
     startedMs: Date.now(),
     apiKeys: createApiKeyVerifier([]),
     idempotency: createIdempotencyStore(db),

@@ -62,6 +62,8 @@ export interface Config {
   readonly workerMaxJobs: number;
   /** A worker process is replaced once its resident memory passes this (0: never). */
   readonly workerMaxRssBytes: number;
+  /** The least time `/v1/audio/*` waits for its job before answering 202 (more for long audio). */
+  readonly openAIWaitSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -217,5 +219,6 @@ export function loadConfig(env: Env, cwd: string): Config {
     webhookTimeoutMs: readInt(env, 'CESAR_WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
     workerMaxJobs: readInt(env, 'CESAR_WORKER_MAX_JOBS', 100, 0, 1_000_000),
     workerMaxRssBytes: readInt(env, 'CESAR_WORKER_MAX_RSS_MB', 2048, 0, 1_000_000) * 1024 * 1024,
+    openAIWaitSeconds: readInt(env, 'CESAR_OPENAI_WAIT_SECONDS', 120, 1, 86_400),
   });
 }

@@ -108,6 +108,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     maxPendingJobs: config.maxPendingJobs,
     workers: pool,
     checksums,
+    openAIWaitSeconds: config.openAIWaitSeconds,
     startedMs: clock.now(),
   });
   let server: Server | null = null;

@@ -37,6 +37,8 @@ export interface ApiDeps {
   /** What the worker processes report about themselves (loaded model, memory). */
   workers: Pick<TranscriptionPool, 'workers' | 'recycled'>;
   checksums: ChecksumCache;
+  /** The least time an OpenAI-compatible request waits for its job before answering 202. */
+  openAIWaitSeconds: number;
   /** When the service started, for the liveness answer. */
   startedMs: number;
 }
