@@ -3,7 +3,7 @@
  * server. Every answer is also checked against the spec (see `support/openai-client.ts`).
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -290,6 +290,10 @@ describe('OpenAI SDK: translations with the multilingual model', () => {
     assert.match(srt, /^1\n00:00:/);
     const vtt = (await openai.client.audio.translations.create({ file: await audio('fleurs-fr-000.ogg'), model: MULTILINGUAL_MODEL, response_format: 'vtt' })) as unknown as string;
     assert.match(vtt, /^WEBVTT\n/);
+    // Asked to answer at once: the job, which then translates like the others.
+    const accepted = (await openai.client.audio.translations.create({ file: await audio('fleurs-fr-000.ogg'), model: 'whisper-1' }, { headers: { Prefer: 'respond-async' } })) as unknown as JobBody;
+    assert.equal((await waitForJob(server.client, accepted.id, ['completed', 'failed'])).status, 'completed');
+    assert.deepEqual(words((await server.client.get(`/jobs/${accepted.id}/result`)).text), english);
     await openai.checked();
   });
 
@@ -302,6 +306,22 @@ describe('OpenAI SDK: translations with the multilingual model', () => {
     const forced = (await openai.client.audio.transcriptions.create({ file: await audio('fleurs-es-000.ogg'), model: 'whisper-1', language: 'es', response_format: 'verbose_json' })) as unknown as VerboseBody;
     assert.equal(forced.language, 'spanish');
     await openai.checked();
+  });
+});
+
+describe('OpenAI SDK: upload limit', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ CESAR_MAX_UPLOAD_SIZE_MB: '1' });
+  });
+  after(() => server.close());
+
+  test('a file over CESAR_MAX_UPLOAD_SIZE_MB is 413 in OpenAI error shape, and not stored', async () => {
+    const openai = openAIClient(server.client.baseUrl);
+    const big = await toFile(new Uint8Array(1024 * 1024 + 10), 'big.wav');
+    await expectError(openai.client.audio.transcriptions.create({ file: big, model: 'whisper-1' }), 413, 'upload_too_large', 'file');
+    await openai.checked();
+    assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), []);
   });
 });
 
