@@ -237,6 +237,13 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
       }),
     );
   }
+  app.use('/v1', (error: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    sendError(res, error, req.originalUrl);
+  });
   app.use('/jobs', (error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) {
       next(error);
