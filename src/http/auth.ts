@@ -50,7 +50,7 @@ export function requireApiKey(options: {
   return (req: Request, res: Response, next: NextFunction) => {
     const scope = verifyRequestKey(options.verifier, req.path, req.headers);
     if (scope !== null) {
-      (res.locals as AuthLocals).apiKeyScope = scope;
+      res.locals.apiKeyScope = scope;
       next();
       return;
     }

@@ -13,11 +13,10 @@ import { AppError } from '../../errors.ts';
 import { INTERACTIVE_PRIORITY } from '../../jobs/job-store.ts';
 import type { JobRow } from '../../jobs/job-store.ts';
 import type { InstalledModel } from '../../transcription/models.ts';
-import { transcriptText } from '../../transcription/transcript.ts';
+import { transcriptText } from '../../transcripts/render-transcript.ts';
 import type { ApiDeps } from '../deps.ts';
-import { jobView } from '../job-view.ts';
+import { jobView } from '../../jobs/job-view.ts';
 import type { Schemas } from '../operation-types.ts';
-import type { UploadLocals } from '../upload.ts';
 import { durationUsage, renderOpenAI } from './openai-format.ts';
 import type { OpenAIGranularity, OpenAIResponseFormat } from './openai-format.ts';
 import { openAIError } from './openai-error.ts';
@@ -177,7 +176,7 @@ async function streamTranscript(deps: ApiDeps, res: Response, jobId: string, sig
 
 /** Checks the form against the model, enqueues the job and answers as OpenAI would (or 202). */
 export async function handleAudioRequest(deps: ApiDeps, task: 'transcribe' | 'translate', req: Request, res: Response): Promise<void> {
-  const locals = res.locals as UploadLocals;
+  const locals = res.locals;
   const upload = locals.upload;
   if (!upload) {
     throw new AppError('missing_file', 'Send the audio in the field "file".');

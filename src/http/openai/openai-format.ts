@@ -5,8 +5,8 @@
  */
 import { deflateSync } from 'node:zlib';
 
-import type { Transcript } from '../../transcription/transcript.ts';
-import { renderTranscript, transcriptText } from '../../transcription/transcript.ts';
+import { renderTranscript, transcriptText } from '../../transcripts/render-transcript.ts';
+import type { Transcript } from '../../transcripts/transcript.ts';
 import type { Schemas } from '../operation-types.ts';
 import { languageName } from './language-names.ts';
 
