@@ -11,7 +11,7 @@ import { openDatabase } from '../src/jobs/database.ts';
 import type { Database } from '../src/jobs/database.ts';
 import { retryDelayMs } from '../src/jobs/dispatcher.ts';
 import { jobPaths } from '../src/jobs/job-files.ts';
-import { createJobStore } from '../src/jobs/job-store.ts';
+import { createJobStore, INTERACTIVE_PRIORITY } from '../src/jobs/job-store.ts';
 import type { JobStore, NewJob } from '../src/jobs/job-store.ts';
 import { createRetentionSweeper } from '../src/jobs/retention.ts';
 import { silentLogger } from '../src/logger.ts';
@@ -203,6 +203,43 @@ describe('the job store', () => {
     const second = await store.claim('on-time', clock.now(), LEASE_MS);
     assert.equal(second?.id, job.id);
     assert.equal(second.attempts, 2);
+  });
+
+  test('interactive jobs are claimed ahead of older batch jobs, each class oldest first, and queue positions follow', async () => {
+    const { store } = await fresh();
+    const batch = [];
+    for (let i = 0; i < 3; i++) {
+      batch.push(await store.enqueue(newJob(), T0 + i));
+    }
+    const interactive = [await store.enqueue(newJob({ priority: INTERACTIVE_PRIORITY }), T0 + 10), await store.enqueue(newJob({ priority: INTERACTIVE_PRIORITY }), T0 + 11)];
+    const everyone = [...batch, ...interactive];
+    const positions = await store.queuePositions(everyone);
+    const expected = [...interactive, ...batch].map((job) => job.id);
+    assert.deepEqual(expected.map((id) => positions.get(id)), [1, 2, 3, 4, 5]);
+    // The single-job form agrees with the page form.
+    for (const job of everyone) {
+      assert.equal(await store.queuePosition(job), positions.get(job.id));
+    }
+    const claimed: string[] = [];
+    for (;;) {
+      const job = await store.claim('w', T0 + 100, LEASE_MS);
+      if (!job) {
+        break;
+      }
+      claimed.push(job.id);
+    }
+    assert.deepEqual(claimed, expected);
+  });
+
+  test('an interactive job waiting out a retry backoff does not hold back batch jobs that are due', async () => {
+    const { store } = await fresh();
+    const waiting = await store.enqueue(newJob({ priority: INTERACTIVE_PRIORITY }), T0);
+    const claimedFirst = await store.claim('w1', T0, LEASE_MS);
+    assert.equal(claimedFirst?.id, waiting.id);
+    assert.ok(await store.fail(waiting.id, 'w1', T0 + 1, { code: 'worker_crashed', message: 'x' }, T0 + 5000));
+    const due = await store.enqueue(newJob(), T0 + 2);
+    assert.equal((await store.claim('w2', T0 + 3, LEASE_MS))?.id, due.id);
+    assert.equal((await store.claim('w3', T0 + 5000, LEASE_MS))?.id, waiting.id);
   });
 
   test('retry delays double per attempt up to the cap, with jitter within ±25 %', () => {

@@ -418,6 +418,108 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audio/transcriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Transcribe audio (OpenAI-compatible)
+         * @description OpenAI's `POST /v1/audio/transcriptions`, so that OpenAI's SDKs and the tools built on them work by changing
+         *     only their base URL. The request becomes a job in the same durable queue as `POST /jobs` (it shows in
+         *     `GET /jobs`, with the `Cesar-Job-Id` header naming it), served ahead of batch jobs; the answer comes when
+         *     the job completes. A client that goes away loses nothing: the job completes and stays fetchable under
+         *     `/jobs/{id}`.
+         *
+         *     - With `Prefer: respond-async`, or when the job has not completed within the wait (the larger of
+         *       `CESAR_OPENAI_WAIT_SECONDS`, 120 s by default, and 2.5 times the audio's duration once it is known), the
+         *       answer is 202 with the job and its `Location`; fetch the transcript from `/jobs/{id}/result` later.
+         *     - `stream=true` answers `text/event-stream` at once: a `transcript.text.delta` event as each segment is
+         *       transcribed and one `transcript.text.done` at the end (only with `response_format` `json` or `text`).
+         *     - `prompt` and `temperature` are accepted but not used: the engine decodes greedily (temperature 0) and
+         *       cannot condition on a prompt. The `Cesar-Unused-Parameters` header names them when they were sent.
+         *     - Errors use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, not problem+json.
+         *     - With API keys configured, the key goes in `Authorization: Bearer <key>` (as OpenAI's SDKs send it) or in
+         *       `X-API-Key`.
+         */
+        post: operations["createTranscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audio/translations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Translate audio into English (OpenAI-compatible)
+         * @description OpenAI's `POST /v1/audio/translations`: the speech, in any language the model knows, transcribed into
+         *     English. Needs a multilingual model (`whisper-1` maps to the server's default model, which must then be
+         *     multilingual). Runs through the job queue exactly like `createTranscription` (wait, 202, `Prefer:
+         *     respond-async`, errors, keys); it takes no `language`, `timestamp_granularities` or `stream`.
+         */
+        post: operations["createTranslation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The models, in OpenAI's shape
+         * @description The installed Whisper models and `whisper-1` (an alias of the server's default model), as OpenAI's
+         *     `GET /v1/models` lists them. `GET /models` has the details (languages, word timestamps, checksums).
+         */
+        get: operations["listOpenAIModels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models/{model}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A model id from `GET /v1/models`. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * One model, in OpenAI's shape
+         * @description An installed model, or `whisper-1` (the default model), as OpenAI's `GET /v1/models/{model}` shows it.
+         */
+        get: operations["getOpenAIModel"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -783,6 +885,159 @@ export interface components {
             models: components["schemas"]["ModelInfo"][];
             default_model: string;
         };
+        /** @description OpenAI's transcription form. Any other field is refused with 400. */
+        OpenAITranscriptionRequest: {
+            /**
+             * Format: binary
+             * @description The audio or video file. Any container ffmpeg reads (not only OpenAI's list); only the first audio stream is used.
+             */
+            file: string;
+            model: components["schemas"]["OpenAIModelName"];
+            /**
+             * @description The spoken language as an ISO-639-1 code (`en`, `de`); detected when absent (multilingual models).
+             *     A code the model does not support is refused with 400.
+             */
+            language?: string;
+            prompt?: components["schemas"]["OpenAIPrompt"];
+            response_format?: components["schemas"]["OpenAIResponseFormat"];
+            temperature?: components["schemas"]["OpenAITemperature"];
+            /**
+             * @description With `verbose_json` only (`word` with another format is refused with 400): `segment` gives
+             *     `segments`, `word` gives `words`; both may be asked for. Absent: `segments`. OpenAI's SDKs send the
+             *     field as `timestamp_granularities[]`, which is accepted as the same field.
+             */
+            timestamp_granularities?: components["schemas"]["TimestampGranularity"][];
+            /**
+             * @description `true` answers `text/event-stream`: a `transcript.text.delta` event per transcribed segment, then one
+             *     `transcript.text.done` (with `response_format` `json` or `text` only).
+             * @default false
+             */
+            stream: boolean;
+        };
+        /** @description OpenAI's translation form. Any other field is refused with 400. */
+        OpenAITranslationRequest: {
+            file: components["schemas"]["OpenAITranscriptionRequest"]["file"];
+            model: components["schemas"]["OpenAIModelName"];
+            prompt?: components["schemas"]["OpenAIPrompt"];
+            response_format?: components["schemas"]["OpenAIResponseFormat"];
+            temperature?: components["schemas"]["OpenAITemperature"];
+        };
+        /** @description `whisper-1` (the server's default model) or the name of an installed model (see `GET /v1/models`). */
+        OpenAIModelName: string;
+        /**
+         * @description Accepted so that clients that always send it keep working, but not used: the engine cannot condition on a
+         *     prompt. The `Cesar-Unused-Parameters` answer header says so.
+         */
+        OpenAIPrompt: string;
+        /**
+         * @description Accepted but not used; decoding is always greedy (temperature 0). Named in `Cesar-Unused-Parameters` when sent.
+         * @default 0
+         */
+        OpenAITemperature: number;
+        /**
+         * @description The answer's format; `json` by default.
+         * @default json
+         * @enum {string}
+         */
+        OpenAIResponseFormat: "json" | "text" | "srt" | "verbose_json" | "vtt";
+        /** @description `json` gives `OpenAITranscription`, `verbose_json` gives `OpenAIVerboseTranscription`. */
+        OpenAITranscriptionBody: components["schemas"]["OpenAITranscription"] | components["schemas"]["OpenAIVerboseTranscription"];
+        /** @description The `json` format. */
+        OpenAITranscription: {
+            text: string;
+            usage?: components["schemas"]["OpenAIDurationUsage"];
+        };
+        /** @description The audio's duration, as OpenAI bills whisper-1 by it (whole seconds, rounded up). */
+        OpenAIDurationUsage: {
+            /** @constant */
+            type: "duration";
+            seconds: number;
+        };
+        /** @description The `verbose_json` format. `segments` unless only `word` timestamps were asked for; `words` when they were. */
+        OpenAIVerboseTranscription: {
+            task: components["schemas"]["Task"];
+            /** @description The language by OpenAI's full lower-case name (`english`, `german`); for a translation, `english`. */
+            language: string;
+            /** @description Seconds of audio. */
+            duration: number;
+            text: string;
+            segments?: components["schemas"]["OpenAISegment"][];
+            words?: components["schemas"]["Word"][];
+            usage?: components["schemas"]["OpenAIDurationUsage"];
+        };
+        /**
+         * @description A segment with OpenAI's fields. `id`, `start`, `end`, `text` and `compression_ratio` (the text's byte length
+         *     over its zlib-compressed length, as OpenAI computes it) are real; the rest are what the engine cannot
+         *     report, documented: `seek` is the segment's start in 10 ms frames (Cesar decodes voice-activity windows,
+         *     not 30 s seeks), `tokens` is empty (the decoder's token ids are not kept), `temperature` is 0 (greedy
+         *     decoding, always), and `avg_logprob` and `no_speech_prob` are 0 because sherpa-onnx reports no
+         *     probabilities; so a filter written for OpenAI's values keeps every segment. Silence never reaches the
+         *     decoder (voice-activity detection) and invented text is dropped by Cesar's own guards.
+         */
+        OpenAISegment: {
+            id: number;
+            seek: number;
+            start: number;
+            end: number;
+            text: string;
+            tokens: number[];
+            temperature: number;
+            avg_logprob: number;
+            compression_ratio: number;
+            no_speech_prob: number;
+        };
+        /**
+         * @description One event of a `stream=true` answer as an SSE parser delivers it: no `event` name (OpenAI sends none), and
+         *     its `data`, a JSON `OpenAITranscriptionStreamEvent`.
+         */
+        OpenAIStreamMessage: {
+            data: string;
+        };
+        /** @description One event of a `stream=true` answer (its `data`). */
+        OpenAITranscriptionStreamEvent: components["schemas"]["OpenAITranscriptTextDelta"] | components["schemas"]["OpenAITranscriptTextDone"] | components["schemas"]["OpenAIErrorResponse"];
+        /**
+         * @description The text of a segment as soon as it is transcribed. The deltas, concatenated, are the `text` of the done
+         *     event (each delta after the first starts with a space).
+         */
+        OpenAITranscriptTextDelta: {
+            /** @constant */
+            type: "transcript.text.delta";
+            delta: string;
+        };
+        /** @description The whole text, once the job has completed; the last event of the stream. */
+        OpenAITranscriptTextDone: {
+            /** @constant */
+            type: "transcript.text.done";
+            text: string;
+            usage?: components["schemas"]["OpenAIDurationUsage"];
+        };
+        OpenAIModel: {
+            id: string;
+            /** @constant */
+            object: "model";
+            /** @description Unix seconds when the model was installed (its folder's modification time). */
+            created: number;
+            /** @description `cesar` for `whisper-1`; `openai` for the Whisper models themselves. */
+            owned_by: string;
+        };
+        OpenAIModelList: {
+            /** @constant */
+            object: "list";
+            data: components["schemas"]["OpenAIModel"][];
+        };
+        /** @description OpenAI's error shape, used on `/v1/*` (problem+json everywhere else). */
+        OpenAIErrorResponse: {
+            error: components["schemas"]["OpenAIError"];
+        };
+        OpenAIError: {
+            message: string;
+            /** @description `invalid_request_error` for a client error, `server_error` otherwise, as OpenAI uses them. */
+            type: string;
+            /** @description The request field at fault, when one is. */
+            param: string | null;
+            /** @description OpenAI's code where OpenAI has one (`invalid_api_key`, `model_not_found`), otherwise Cesar's (`ErrorCode`). */
+            code: string | null;
+        };
         /**
          * @description The stable, closed set of error codes. Clients may branch on these.
          * @enum {string}
@@ -820,6 +1075,56 @@ export interface components {
                 "application/json": components["schemas"]["Job"];
             };
         };
+        /**
+         * @description The transcript in `response_format`: `json` (`OpenAITranscription`) and `verbose_json`
+         *     (`OpenAIVerboseTranscription`) as `application/json`; `text`, `srt` and `vtt` as `text/plain`, as OpenAI
+         *     answers them; with `stream=true`, `text/event-stream` events whose `data` is an
+         *     `OpenAITranscriptionStreamEvent` (no `event:` field, as OpenAI sends them).
+         */
+        OpenAITranscriptionResult: {
+            headers: {
+                "Cesar-Job-Id": components["headers"]["CesarJobId"];
+                "Cesar-Unused-Parameters": components["headers"]["CesarUnusedParameters"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OpenAITranscriptionBody"];
+                "text/plain": string;
+                "text/event-stream": components["schemas"]["OpenAIStreamMessage"];
+            };
+        };
+        /**
+         * @description The English transcript in `response_format`: `json` and `verbose_json` as `application/json`, `text`,
+         *     `srt` and `vtt` as `text/plain`.
+         */
+        OpenAITranslationResult: {
+            headers: {
+                "Cesar-Job-Id": components["headers"]["CesarJobId"];
+                "Cesar-Unused-Parameters": components["headers"]["CesarUnusedParameters"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OpenAITranscriptionBody"];
+                "text/plain": string;
+            };
+        };
+        /**
+         * @description Asked with `Prefer: respond-async`, or not completed within the wait: the job (as `GET /jobs/{id}` shows
+         *     it), still running. Its transcript comes from `GET /jobs/{id}/result` once it completes.
+         */
+        OpenAIAccepted: {
+            headers: {
+                /** @description The URL of the job. */
+                Location: string;
+                /** @description `respond-async` when the client asked for it. */
+                "Preference-Applied"?: string;
+                "Cesar-Job-Id": components["headers"]["CesarJobId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Job"];
+            };
+        };
         /** @description A request with the same `Idempotency-Key` is still being handled. */
         IdempotencyKeyInUse: {
             headers: {
@@ -827,6 +1132,61 @@ export interface components {
             };
             content: {
                 "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The request is invalid (a missing file, an unknown field or value, `word` timestamps without
+         *     `verbose_json`, `stream` with a format other than `json` or `text`, a language or task the model does not
+         *     support), or the job did not complete: it failed on the file itself (not decodable audio, no audio
+         *     stream, too long) or was canceled (`code` is Cesar's `ErrorCode`).
+         */
+        OpenAIBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OpenAIErrorResponse"];
+            };
+        };
+        /** @description Keys are configured and neither `Authorization: Bearer` nor `X-API-Key` holds a valid one. */
+        OpenAIUnauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OpenAIErrorResponse"];
+            };
+        };
+        /** @description The model is neither installed nor `whisper-1` (`code` is `model_not_found`). */
+        OpenAIModelNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OpenAIErrorResponse"];
+            };
+        };
+        /**
+         * @description Too many jobs are waiting (`CESAR_MAX_PENDING_JOBS`); the upload was not read. OpenAI's SDKs retry after
+         *     `Retry-After` seconds.
+         */
+        OpenAIQueueFull: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After": number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OpenAIErrorResponse"];
+            };
+        };
+        /** @description The upload is larger than `CESAR_MAX_UPLOAD_SIZE_MB`. */
+        OpenAIPayloadTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OpenAIErrorResponse"];
             };
         };
         /** @description The API key is missing or not valid. */
@@ -930,6 +1290,8 @@ export interface components {
         MaxLineWidth: number;
         /** @description Subtitles only; see `max_line_width`. */
         MaxLinesPerCue: number;
+        /** @description `respond-async` (RFC 7240) answers 202 with the job at once instead of waiting for the transcript. */
+        PreferAsync: string;
         /** @description The job id returned by `POST /jobs`. */
         JobId: string;
         /** @description The message id; the same on every retry of one event, so receivers can deduplicate. */
@@ -943,6 +1305,13 @@ export interface components {
     headers: {
         /** @description A download file name for the transcript. */
         TranscriptFileName: string;
+        /** @description The id of the job that served the request (see `GET /jobs/{id}`). */
+        CesarJobId: string;
+        /**
+         * @description Comma-separated request fields that were accepted but not used: `prompt` (the engine cannot condition on
+         *     a prompt) and `temperature` (decoding is always greedy, at temperature 0). Absent when none was sent.
+         */
+        CesarUnusedParameters: string;
     };
     pathItems: never;
 }
@@ -1479,6 +1848,101 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+        };
+    };
+    createTranscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `respond-async` (RFC 7240) answers 202 with the job at once instead of waiting for the transcript. */
+                Prefer?: components["parameters"]["PreferAsync"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["OpenAITranscriptionRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["OpenAITranscriptionResult"];
+            202: components["responses"]["OpenAIAccepted"];
+            400: components["responses"]["OpenAIBadRequest"];
+            401: components["responses"]["OpenAIUnauthorized"];
+            404: components["responses"]["OpenAIModelNotFound"];
+            413: components["responses"]["OpenAIPayloadTooLarge"];
+            503: components["responses"]["OpenAIQueueFull"];
+        };
+    };
+    createTranslation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `respond-async` (RFC 7240) answers 202 with the job at once instead of waiting for the transcript. */
+                Prefer?: components["parameters"]["PreferAsync"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["OpenAITranslationRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["OpenAITranslationResult"];
+            202: components["responses"]["OpenAIAccepted"];
+            400: components["responses"]["OpenAIBadRequest"];
+            401: components["responses"]["OpenAIUnauthorized"];
+            404: components["responses"]["OpenAIModelNotFound"];
+            503: components["responses"]["OpenAIQueueFull"];
+        };
+    };
+    listOpenAIModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The models. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIModelList"];
+                };
+            };
+            401: components["responses"]["OpenAIUnauthorized"];
+        };
+    };
+    getOpenAIModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A model id from `GET /v1/models`. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The model. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIModel"];
+                };
+            };
+            401: components["responses"]["OpenAIUnauthorized"];
+            404: components["responses"]["OpenAIModelNotFound"];
         };
     };
 }

@@ -136,6 +136,7 @@ try {
     workers: { workers: () => [], recycled: 0 },
     checksums: createChecksumCache(silentLogger),
     modelDownload: () => null,
+    openAIWaitSeconds: 120,
     startedMs: Date.now(),
     apiKeys: createApiKeyVerifier([]),
     idempotency: createIdempotencyStore(db),

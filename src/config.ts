@@ -410,6 +410,13 @@ export const SETTINGS = {
     scale: MB,
     meaning: 'worker processes are renewed once one holds this much resident memory after a job (`0`: never)',
   }),
+  openAIWaitSeconds: integer({
+    variable: 'CESAR_OPENAI_WAIT_SECONDS',
+    default: 120,
+    min: 1,
+    max: 86_400,
+    meaning: 'the least time a `/v1/audio/*` request waits for its job before answering 202 with it (more for long audio)',
+  }),
 };
 
 type Settings = typeof SETTINGS;

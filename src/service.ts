@@ -128,6 +128,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     workers: pool,
     checksums,
     modelDownload: () => installer.current(),
+    openAIWaitSeconds: config.openAIWaitSeconds,
     startedMs: clock.now(),
   });
   let server: Server | null = null;

@@ -19,6 +19,8 @@ import { docsHandlers } from './docs.ts';
 import { createFormValidator } from './form-validator.ts';
 import { cancelJobHandler } from './handlers/cancel-job.ts';
 import { createJobFromUrlHandler, createJobHandler } from './handlers/create-job.ts';
+import { createTranscriptionHandler } from './handlers/create-transcription.ts';
+import { createTranslationHandler } from './handlers/create-translation.ts';
 import { deleteJobHandler } from './handlers/delete-job.ts';
 import { getHealthHandler } from './handlers/get-health.ts';
 import { getLivenessHandler } from './handlers/get-liveness.ts';
@@ -27,11 +29,13 @@ import { getJobResultHandler, transcriptHandler } from './handlers/get-job-resul
 import { getJobEventsHandler } from './handlers/get-job-events.ts';
 import { listJobDeliveriesHandler } from './handlers/list-job-deliveries.ts';
 import { redeliverJobWebhookHandler } from './handlers/redeliver-job-webhook.ts';
-import { requireApiKey, unauthorizedError } from './auth.ts';
+import { bearerToken, requireApiKey, unauthorizedError } from './auth.ts';
 import { API_KEY_HEADER } from './api-keys.ts';
+import { isOpenAIPath, sendOpenAIError } from './openai/openai-error.ts';
 import { idempotencyGate, releaseIdempotencyKey } from './idempotency.ts';
 import { listJobsHandler } from './handlers/list-jobs.ts';
 import { listModelsHandler } from './handlers/list-models.ts';
+import { getOpenAIModelHandler, listOpenAIModelsHandler } from './handlers/list-openai-models.ts';
 import type { OperationHandler, OperationId } from './operation-types.ts';
 import { sendProblem } from './problem.ts';
 import { METHODS, servedSpec } from './served-spec.ts';
@@ -43,10 +47,18 @@ export function loadSpec(): Document {
   return parse(readFileSync(SPEC_PATH, 'utf8')) as Document;
 }
 
-function submissionFields(spec: Document): ReadonlySet<string> {
-  const schema = (spec.components?.schemas?.JobSubmission ?? {}) as { properties?: Record<string, unknown> };
+function submissionFields(spec: Document, schemaName = 'JobSubmission'): ReadonlySet<string> {
+  const schema = (spec.components?.schemas?.[schemaName] ?? {}) as { properties?: Record<string, unknown> };
   return new Set(Object.keys(schema.properties ?? {}));
 }
+
+/** Operations whose multipart forms the upload step validates (see `form-validator.ts`). */
+const FORM_OPERATIONS = new Set(['createJob', 'createTranscription', 'createTranslation']);
+/** The OpenAI-compatible forms: the schema of each path's fields. */
+const OPENAI_FORMS = {
+  '/v1/audio/transcriptions': 'OpenAITranscriptionRequest',
+  '/v1/audio/translations': 'OpenAITranslationRequest',
+} as const;
 
 /**
  * openapi-backend checks the document against the OpenAPI 3.0 schema only, which rejects valid 3.1 (`type`
@@ -56,6 +68,10 @@ class OpenApi31Backend extends OpenAPIBackend {
   override validateDefinition(): Document {
     return this.document;
   }
+}
+
+function isMultipart(contentType: string | string[] | undefined): boolean {
+  return String(contentType ?? '').toLowerCase().startsWith('multipart/');
 }
 
 /** body-parser's errors (malformed or oversized JSON) as registered codes. */
@@ -82,7 +98,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     definition: structuredClone(spec),
     strict: true,
     // Forms are validated by the upload step (see `form-validator.ts`); everything else here.
-    validate: (c: Context) => c.operation.operationId !== 'createJob',
+    validate: (c: Context) => !(FORM_OPERATIONS.has(c.operation.operationId ?? '') && isMultipart((c.request.headers as Record<string, string | string[] | undefined>)['content-type'])),
     coerceTypes: true,
     // ajv-formats is CommonJS: its plugin is the `default` member under ESM interop.
     customizeAjv: (ajv) => ajvFormats.default(ajv),
@@ -107,6 +123,18 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     getJobEvents: getJobEventsHandler(deps),
     listJobDeliveries: listJobDeliveriesHandler(deps),
     redeliverJobWebhook: redeliverJobWebhookHandler(deps),
+    createTranscription: createTranscriptionHandler(deps),
+    createTranslation: createTranslationHandler(deps),
+    listOpenAIModels: listOpenAIModelsHandler(deps),
+    getOpenAIModel: getOpenAIModelHandler(deps),
+  };
+  /** Errors in OpenAI's shape on `/v1/*`, problem+json everywhere else. */
+  const sendError = (res: Response, error: unknown, instance: string): void => {
+    if (isOpenAIPath(instance)) {
+      sendOpenAIError(res, error, deps.logger, instance);
+    } else {
+      sendProblem(res, error, deps.logger, instance);
+    }
   };
   const answerProblem = async (req: Request, res: Response, error: unknown): Promise<void> => {
     try {
@@ -115,7 +143,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     } catch (cleanupError) {
       deps.logger.error('cleaning up a refused request failed', { error: cleanupError });
     }
-    sendProblem(res, error, deps.logger, req.originalUrl);
+    sendError(res, error, req.originalUrl);
   };
   for (const [operationId, handler] of Object.entries(handlers)) {
     api.register(operationId, (c: Context, req: Request, res: Response) =>
@@ -128,9 +156,13 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   // own check (strict mode fails closed) in agreement with it. Without keys the served spec has no scheme.
   if (deps.apiKeys.enabled) {
     api.registerSecurityHandler('ApiKey', (c: Context) => deps.apiKeys.verify((c.request.headers as Record<string, string | string[] | undefined>)[API_KEY_HEADER]) !== null);
+    api.registerSecurityHandler('BearerAuth', (c: Context) => {
+      const authorization = (c.request.headers as Record<string, string | string[] | undefined>).authorization;
+      return deps.apiKeys.verify(bearerToken(typeof authorization === 'string' ? authorization : undefined)) !== null;
+    });
   }
   api.register({
-    unauthorizedHandler: (_c: Context, req: Request, res: Response) => answerProblem(req, res, unauthorizedError()),
+    unauthorizedHandler: (_c: Context, req: Request, res: Response) => answerProblem(req, res, unauthorizedError(req.path)),
     validationFail: (c: Context, req: Request, res: Response) => {
       const errors = (c.validation.errors ?? []).map((error) => ({
         location: error.instancePath.replace(/^\//, '').replaceAll('/', '.') || 'request',
@@ -139,6 +171,10 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
       return answerProblem(req, res, new AppError('invalid_request', errors.map((e) => `${e.location} ${e.message}`).join('; '), { errors }));
     },
     notFound: (_c: Context, req: Request, res: Response) => {
+      if (isOpenAIPath(req.path)) {
+        res.status(404).json({ error: { message: `Invalid URL (${req.method} ${req.path})`, type: 'invalid_request_error', param: null, code: null } });
+        return;
+      }
       res.status(404).type('application/problem+json').send(
         JSON.stringify({ type: 'about:blank', title: 'Not Found', status: 404, detail: `No route for ${req.method} ${req.path}.` }),
       );
@@ -147,6 +183,10 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
       // RFC 9110 section 15.5.6: a 405 lists the methods the resource supports.
       const allowed = METHODS.map((method) => method.toUpperCase()).filter((method) => api.matchOperation({ method, path: req.path, headers: {} }) !== undefined);
       res.setHeader('Allow', allowed.join(', '));
+      if (isOpenAIPath(req.path)) {
+        res.status(405).json({ error: { message: `${req.method} is not allowed on ${req.path}.`, type: 'invalid_request_error', param: null, code: null } });
+        return;
+      }
       res.status(405).type('application/problem+json').send(
         JSON.stringify({ type: 'about:blank', title: 'Method Not Allowed', status: 405, detail: `${req.method} is not allowed on ${req.path}.` }),
       );
@@ -167,7 +207,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   });
   app.use('/docs', ...docsHandlers(spec));
   // Everything after this needs a key when keys are configured; the spec and its docs above do not.
-  app.use(requireApiKey({ verifier: deps.apiKeys, api, onError: (res, error) => sendProblem(res, error, deps.logger) }));
+  app.use(requireApiKey({ verifier: deps.apiKeys, api, onError: (res, error) => sendError(res, error, res.req.originalUrl) }));
   const upload = multipartUpload({
     uploadsDir: `${deps.dataDir}/uploads`,
     maxBytes: deps.maxUploadBytes,
@@ -193,6 +233,28 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     } else {
       sendProblem(res, new AppError('unsupported_content_type', 'Send the submission as application/json with a "url" field.'), deps.logger, req.originalUrl);
     }
+  });
+  for (const [route, schemaName] of Object.entries(OPENAI_FORMS)) {
+    app.post(
+      route,
+      queueBackpressure({ ...deps, sendError: (res, error) => sendError(res, error, route) }),
+      multipartUpload({
+        uploadsDir: `${deps.dataDir}/uploads`,
+        maxBytes: deps.maxUploadBytes,
+        allowedFields: submissionFields(spec, schemaName),
+        arrayFields: new Set(['timestamp_granularities']),
+        fieldAliases: { 'timestamp_granularities[]': 'timestamp_granularities' },
+        validateFields: createFormValidator(api.definition.components?.schemas?.[schemaName] ?? {}),
+        onError: (res, error) => sendError(res, error, route),
+      }),
+    );
+  }
+  app.use('/v1', (error: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    sendError(res, error, req.originalUrl);
   });
   app.use('/jobs', (error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) {

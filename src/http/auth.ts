@@ -10,14 +10,36 @@ import type { OpenAPIBackend } from 'openapi-backend';
 import { AppError } from '../errors.ts';
 import { API_KEY_HEADER } from './api-keys.ts';
 import type { ApiKeyVerifier } from './api-keys.ts';
+import { isOpenAIPath } from './openai/openai-error.ts';
 
 export interface AuthLocals {
   /** A non-secret tag of the caller's key ('' when keys are off). */
   apiKeyScope?: string;
 }
 
-export function unauthorizedError(): AppError {
-  return new AppError('unauthorized', `Send a valid API key in the ${API_KEY_HEADER} header.`);
+export function unauthorizedError(path = ''): AppError {
+  return isOpenAIPath(path)
+    ? new AppError('unauthorized', 'Send a valid API key as `Authorization: Bearer <key>` or in the X-API-Key header.')
+    : new AppError('unauthorized', `Send a valid API key in the ${API_KEY_HEADER} header.`);
+}
+
+/** The key of `Authorization: Bearer <key>`, as OpenAI's SDKs send it. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  const match = /^Bearer +(\S+) *$/i.exec(authorization ?? '');
+  return match?.[1];
+}
+
+/**
+ * The caller's scope, or null without a valid key. `/v1/*` (the OpenAI-compatible operations) also takes the key
+ * as a bearer token.
+ */
+export function verifyRequestKey(verifier: ApiKeyVerifier, path: string, headers: Readonly<Record<string, string | string[] | undefined>>): string | null {
+  const scope = verifier.verify(headers[API_KEY_HEADER]);
+  if (scope !== null || !isOpenAIPath(path)) {
+    return scope;
+  }
+  const authorization = headers.authorization;
+  return verifier.verify(bearerToken(typeof authorization === 'string' ? authorization : undefined));
 }
 
 export function requireApiKey(options: {
@@ -26,7 +48,7 @@ export function requireApiKey(options: {
   onError: (res: Response, error: unknown) => void;
 }): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
-    const scope = options.verifier.verify(req.headers[API_KEY_HEADER]);
+    const scope = verifyRequestKey(options.verifier, req.path, req.headers);
     if (scope !== null) {
       res.locals.apiKeyScope = scope;
       next();
@@ -37,10 +59,10 @@ export function requireApiKey(options: {
       next();
       return;
     }
-    res.setHeader('WWW-Authenticate', 'ApiKey header="X-API-Key"');
+    res.setHeader('WWW-Authenticate', isOpenAIPath(req.path) ? 'Bearer, ApiKey header="X-API-Key"' : 'ApiKey header="X-API-Key"');
     if (!req.complete) {
       res.setHeader('Connection', 'close');
     }
-    options.onError(res, unauthorizedError());
+    options.onError(res, unauthorizedError(req.path));
   };
 }

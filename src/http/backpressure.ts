@@ -3,7 +3,7 @@
  * Refuses a submission before its upload is read when too many jobs are already waiting: accepting work the
  * queue cannot drain only fills the disk.
  */
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 
 import { AppError } from '../errors.ts';
 import type { ApiDeps } from './deps.ts';
@@ -12,7 +12,9 @@ import { sendProblem } from './problem.ts';
 /** What a refused client is told to wait: about the time a worker needs for a short recording. */
 export const QUEUE_FULL_RETRY_AFTER_SECONDS = 30;
 
-export function queueBackpressure(deps: Pick<ApiDeps, 'store' | 'maxPendingJobs' | 'logger'>): RequestHandler {
+export function queueBackpressure(
+  deps: Pick<ApiDeps, 'store' | 'maxPendingJobs' | 'logger'> & { sendError?: (res: Response, error: unknown) => void },
+): RequestHandler {
   return (req, res, next) => {
     // A retry of a submission already answered gets its job back, full queue or not: it adds no work.
     if (res.locals.idempotency?.claim.kind === 'done') {
@@ -30,7 +32,12 @@ export function queueBackpressure(deps: Pick<ApiDeps, 'store' | 'maxPendingJobs'
         // The body is not read; close the connection rather than leave it half-consumed for the next request.
         res.setHeader('Connection', 'close');
         req.resume();
-        sendProblem(res, new AppError('queue_full', `${pending} jobs are waiting, the most this server holds; try again later.`), deps.logger, req.originalUrl);
+        const error = new AppError('queue_full', `${pending} jobs are waiting, the most this server holds; try again later.`);
+        if (deps.sendError) {
+          deps.sendError(res, error);
+        } else {
+          sendProblem(res, error, deps.logger, req.originalUrl);
+        }
       },
       (error: unknown) => next(error),
     );

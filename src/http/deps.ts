@@ -41,6 +41,8 @@ export interface ApiDeps {
   checksums: ChecksumCache;
   /** The model download `cesar serve` runs on its first start, while there is one. */
   modelDownload: () => ModelDownloadState | null;
+  /** The least time an OpenAI-compatible request waits for its job before answering 202. */
+  openAIWaitSeconds: number;
   /** When the service started, for the liveness answer. */
   startedMs: number;
 }

@@ -47,11 +47,20 @@ export function sanitizeFileName(name: string | undefined): string | null {
 }
 
 interface ParsedForm {
-  fields: Record<string, string>;
+  fields: Record<string, string | string[]>;
   upload: StoredUpload;
 }
 
-function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFields: ReadonlySet<string>): Promise<ParsedForm> {
+/** Which fields a form may have. */
+export interface FormShape {
+  allowed: ReadonlySet<string>;
+  /** Fields that may repeat; their values are collected into an array. */
+  arrays?: ReadonlySet<string> | undefined;
+  /** Other spellings of a field (`timestamp_granularities[]`, as OpenAI's SDKs send arrays). */
+  aliases?: Readonly<Record<string, string>> | undefined;
+}
+
+function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: FormShape): Promise<ParsedForm> {
   const id = randomUUID();
   const target = path.join(uploadsDir, id);
   return new Promise<ParsedForm>((resolve, reject) => {
@@ -65,7 +74,7 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
       reject(new AppError('unsupported_content_type', 'The body must be multipart/form-data with a boundary.'));
       return;
     }
-    const fields: Record<string, string> = {};
+    const fields: Record<string, string | string[]> = {};
     const unknown: string[] = [];
     let failure: AppError | null = null;
     let fileWrite: Promise<StoredUpload> | null = null;
@@ -89,13 +98,17 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
       void rm(target, { force: true }).then(() => reject(error));
     };
 
-    parser.on('field', (name, value, info) => {
+    parser.on('field', (sent, value, info) => {
+      const name = shape.aliases?.[sent] ?? sent;
+      const collected = fields[name];
       if (name === 'url') {
-        fail(new AppError('invalid_request', 'A URL is submitted as JSON to POST /jobs/from-url; a form carries a file.'));
-      } else if (!allowedFields.has(name) || name === 'file') {
-        unknown.push(name);
+        fail(new AppError('invalid_request', 'A form carries a file; a URL is submitted as JSON to POST /jobs/from-url.'));
+      } else if (!shape.allowed.has(name) || name === 'file') {
+        unknown.push(sent);
       } else if (info.valueTruncated) {
         fail(new AppError('invalid_request', `The field ${name} is too long.`));
+      } else if (shape.arrays?.has(name)) {
+        fields[name] = [...(Array.isArray(collected) ? collected : []), value];
       } else if (name in fields) {
         fail(new AppError('invalid_request', `The field ${name} appears more than once.`));
       } else {
@@ -194,6 +207,8 @@ export function multipartUpload(options: {
   uploadsDir: string;
   maxBytes: number;
   allowedFields: ReadonlySet<string>;
+  arrayFields?: ReadonlySet<string>;
+  fieldAliases?: Readonly<Record<string, string>>;
   /** Checks the fields (and the file name as `file`); throws to refuse the form. */
   validateFields?: (fields: Record<string, unknown>) => void;
   onError: (res: Response, error: unknown) => void;
@@ -212,7 +227,7 @@ export function multipartUpload(options: {
       return;
     }
     mkdir(options.uploadsDir, { recursive: true })
-      .then(() => parseForm(req, options.uploadsDir, options.maxBytes, options.allowedFields))
+      .then(() => parseForm(req, options.uploadsDir, options.maxBytes, { allowed: options.allowedFields, arrays: options.arrayFields, aliases: options.fieldAliases }))
       .then(
       ({ fields, upload }) => {
         res.locals.upload = upload;

@@ -40,8 +40,13 @@ export interface JobRow {
   timestamp_granularity: TimestampGranularity | null;
   processed_seconds: number;
   speed: number | null;
+  /** 1: interactive (claimed first), 0: batch. */
+  priority: JobPriority;
 }
 
+/** 1: interactive, a client waits for the answer (OpenAI-compatible endpoints); 0: batch. */
+export type JobPriority = 0 | 1;
+export const INTERACTIVE_PRIORITY: JobPriority = 1;
 
 export interface NewJob {
   id: string;
@@ -54,6 +59,8 @@ export interface NewJob {
   sourceUrl?: string | null;
   retentionSeconds: number;
   timestampGranularity?: TimestampGranularity | null;
+  /** Batch (0) when absent. */
+  priority?: JobPriority;
 }
 
 export interface JobFailure {
@@ -73,7 +80,7 @@ export interface JobStore {
   enqueue(job: NewJob, now: number): Promise<JobRow>;
   get(id: string): Promise<JobRow | undefined>;
   list(query: ListJobsQuery): Promise<JobRow[]>;
-  /** Takes the oldest runnable pending job for `owner`, or nothing. */
+  /** Takes the runnable pending job of the highest priority, oldest first, for `owner`; or nothing. */
   claim(owner: string, now: number, leaseMs: number): Promise<JobRow | undefined>;
   /** Extends the lease and records progress; false when `owner` no longer holds the job. */
   heartbeat(id: string, owner: string, now: number, leaseMs: number, progress: JobProgress): Promise<boolean>;
@@ -118,29 +125,35 @@ export interface JobProgress {
   durationSeconds: number | null;
 }
 
+/** A row comes before the job given by the parameters in claim order (see `claimOrderParams`). */
+const CLAIM_ORDER_BEFORE = '(priority > ? OR (priority = ? AND (run_at < ? OR (run_at = ? AND seq < ?))))';
+/** A row comes after the job given by the parameters in claim order. */
+const CLAIM_ORDER_AFTER = '(priority < ? OR (priority = ? AND (run_at > ? OR (run_at = ? AND seq > ?))))';
+const claimOrderParams = (job: JobRow): number[] => [job.priority, job.priority, job.run_at, job.run_at, job.seq];
+
 export function createJobStore(db: Database): JobStore {
   const queuePositions: JobStore['queuePositions'] = async (jobs) => {
     const pending = jobs
       .filter((job) => job.status === 'pending')
-      .sort((a, b) => a.run_at - b.run_at || a.seq - b.seq);
+      .sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.seq - b.seq);
     const first = pending[0];
     const last = pending.at(-1);
     const positions = new Map<string, number>();
     if (!first || !last) {
       return positions;
     }
-    // One count up to the earliest job in claim order (run_at, then seq), then a walk over the few pending
-    // rows from there to the last: counting separately for each job of a page scanned the queue each time.
+    // One count up to the earliest job in claim order (priority, run_at, then seq), then a walk over the few
+    // pending rows from there to the last: counting separately for each job of a page scanned the queue each time.
     const before = await db.read.get<{ ahead: number }>(
       `SELECT COUNT(*) AS ahead FROM jobs INDEXED BY jobs_claimable
-        WHERE status = 'pending' AND (run_at < ? OR (run_at = ? AND seq < ?))`,
-      [first.run_at, first.run_at, first.seq],
+        WHERE status = 'pending' AND ${CLAIM_ORDER_BEFORE}`,
+      claimOrderParams(first),
     );
     const span = await db.read.all<{ id: string }>(
       `SELECT id FROM jobs INDEXED BY jobs_claimable
-        WHERE status = 'pending' AND (run_at > ? OR (run_at = ? AND seq >= ?)) AND (run_at < ? OR (run_at = ? AND seq <= ?))
-        ORDER BY run_at, seq`,
-      [first.run_at, first.run_at, first.seq, last.run_at, last.run_at, last.seq],
+        WHERE status = 'pending' AND NOT ${CLAIM_ORDER_BEFORE} AND NOT ${CLAIM_ORDER_AFTER}
+        ORDER BY priority DESC, run_at, seq`,
+      [...claimOrderParams(first), ...claimOrderParams(last)],
     );
     const wanted = new Set(pending.map((job) => job.id));
     span.forEach((row, index) => {
@@ -155,11 +168,11 @@ export function createJobStore(db: Database): JobStore {
     async enqueue(job, now) {
       const rows = await db.writeReturning<JobRow>(
         `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at,
-                           source_url, retention_seconds, timestamp_granularity)
-         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+                           source_url, retention_seconds, timestamp_granularity, priority)
+         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         [
           job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now,
-          job.sourceUrl ?? null, job.retentionSeconds, job.timestampGranularity ?? null,
+          job.sourceUrl ?? null, job.retentionSeconds, job.timestampGranularity ?? null, job.priority ?? 0,
         ],
       );
       const row = rows[0];
@@ -198,7 +211,7 @@ export function createJobStore(db: Database): JobStore {
                 started_at = COALESCE(started_at, ?), updated_at = ?,
                 -- A new attempt starts from the beginning of the audio: so do its progress and speed.
                 progress = 0, processed_seconds = 0, speed = NULL
-          WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_claimable WHERE status = 'pending' AND run_at <= ? ORDER BY run_at, seq LIMIT 1)
+          WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_claimable WHERE status = 'pending' AND run_at <= ? ORDER BY priority DESC, run_at, seq LIMIT 1)
             AND status = 'pending'
           RETURNING *`,
         [owner, now + leaseMs, now, now, now],
