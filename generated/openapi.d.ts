@@ -37,6 +37,15 @@ export interface paths {
          *
          *     With `webhook_url` (or the server's default URL) the job's events are posted there, signed per Standard
          *     Webhooks; see the `jobEvent` callback.
+         *
+         *     A file of exactly `CESAR_MAX_UPLOAD_SIZE_MB` is accepted; one byte more is 413. File names are read as
+         *     UTF-8 (`filename*` works too); control and bidirectional-override characters are dropped from `file_name`.
+         *     An upload that sends nothing for `CESAR_UPLOAD_IDLE_TIMEOUT_MS` is cut (408, its partial file deleted), and
+         *     past `CESAR_MAX_CONCURRENT_UPLOADS` uploads at once the answer is 503 `too_many_uploads` with `Retry-After`,
+         *     before the body is read. A JSON body may be sent with `Content-Encoding` gzip, deflate or br; one that does
+         *     not decompress is 400, an unknown encoding 415.
+         *
+         *     With API keys configured, the job belongs to the key that submitted it (see the `ApiKey` scheme).
          */
         post: operations["createJob"];
         delete?: never;
@@ -232,6 +241,9 @@ export interface paths {
          * @description 200 when the service can transcribe (the default model is installed, its files and metadata are ones
          *     the engine loads, and the VAD model is present), 503 with the failing checks otherwise. The service
          *     answers here even while every worker is decoding. Liveness is `GET /health/live`.
+         *
+         *     Open to all. With API keys configured, the checks name the models directory only to a request with a
+         *     valid key; without keys every operation is open anyway, and the path is always shown.
          */
         get: operations["getHealth"];
         put?: never;
@@ -630,7 +642,7 @@ export interface components {
          * @description The stable, closed set of error codes. Clients may branch on these.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "word_timestamps_unsupported" | "not_acceptable" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error" | "job_finished" | "queue_full" | "unauthorized" | "idempotency_key_mismatch" | "idempotency_key_in_use" | "webhook_url_not_allowed" | "webhooks_not_configured" | "delivery_not_found";
+        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "request_timeout" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "word_timestamps_unsupported" | "not_acceptable" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error" | "job_finished" | "queue_full" | "too_many_uploads" | "unauthorized" | "idempotency_key_mismatch" | "idempotency_key_in_use" | "webhook_url_not_allowed" | "webhooks_not_configured" | "delivery_not_found";
         /** @description An RFC 9457 problem document. */
         Problem: {
             /** @description A URI reference naming the problem type; stable per `code`. */
@@ -670,7 +682,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description No job has this id. */
+        /** @description No job has this id, or (with API keys configured) the job belongs to another key. */
         NotFound: {
             headers: {
                 [name: string]: unknown;
@@ -697,7 +709,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request body is not `multipart/form-data`. */
+        /** @description The request body is neither `multipart/form-data` nor JSON, or its `Content-Encoding` is not supported. */
         UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
@@ -707,8 +719,9 @@ export interface components {
             };
         };
         /**
-         * @description Too many jobs are waiting (`CESAR_MAX_PENDING_JOBS`); the upload was not kept. Try again after
-         *     `Retry-After` seconds.
+         * @description Too many jobs are waiting (`CESAR_MAX_PENDING_JOBS`, code `queue_full`), or too many uploads are being
+         *     received at once (`CESAR_MAX_CONCURRENT_UPLOADS`, code `too_many_uploads`); the body was not read. Try
+         *     again after `Retry-After` seconds.
          */
         QueueFull: {
             headers: {
@@ -809,6 +822,18 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            /**
+             * @description The client sent nothing for `CESAR_UPLOAD_IDLE_TIMEOUT_MS` while the body was incomplete; the partial
+             *     upload was deleted and the connection is closed.
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A request with the same `Idempotency-Key` is still being handled. */
             409: {
                 headers: {

@@ -15,6 +15,10 @@ export interface Config {
   readonly maxWorkers: number;
   readonly defaultModel: string;
   readonly maxUploadBytes: number;
+  /** An upload whose client sends nothing for this long is cut and its partial file deleted. */
+  readonly uploadIdleTimeoutMs: number;
+  /** Uploads read at once; past it `POST /jobs` answers 503 before reading the body. */
+  readonly maxConcurrentUploads: number;
   /** How long a claimed job stays owned without a heartbeat before another worker may take it. */
   readonly leaseMs: number;
   readonly maxAttempts: number;
@@ -46,6 +50,8 @@ export interface Config {
   readonly maxPendingJobs: number;
   /** SHA-256 digests of the accepted API keys; empty: no key needed. The keys themselves are not kept. */
   readonly apiKeyDigests: readonly Buffer[];
+  /** SHA-256 digests of the admin keys: accepted like the others, and they see every key's jobs. */
+  readonly adminApiKeyDigests: readonly Buffer[];
   /** How long an `Idempotency-Key` of `POST /jobs` is remembered. */
   readonly idempotencyTtlSeconds: number;
   /** Webhook URL for jobs that name none; null: only jobs with a `webhook_url` get webhooks. */
@@ -121,8 +127,8 @@ function readPorts(env: Env, name: string, fallback: ReadonlySet<number>): Reado
   }
 }
 
-function readApiKeys(env: Env): Buffer[] {
-  const raw = env.CESAR_API_KEYS ?? '';
+function readApiKeys(env: Env, name: 'CESAR_API_KEYS' | 'CESAR_ADMIN_API_KEYS'): Buffer[] {
+  const raw = env[name] ?? '';
   const entries = raw.split(',').map((entry) => entry.trim()).filter(Boolean);
   return entries.map((entry) => {
     const hashed = /^sha256:([0-9a-fA-F]{64})$/.exec(entry);
@@ -130,11 +136,11 @@ function readApiKeys(env: Env): Buffer[] {
       return Buffer.from(hashed[1], 'hex');
     }
     if (entry.startsWith('sha256:')) {
-      throw new ConfigError('CESAR_API_KEYS', 'a sha256: entry needs 64 hex digits');
+      throw new ConfigError(name, 'a sha256: entry needs 64 hex digits');
     }
     if (entry.length < 16) {
       // The value is a secret: say what is wrong, never echo it.
-      throw new ConfigError('CESAR_API_KEYS', 'a plain key must have at least 16 characters');
+      throw new ConfigError(name, 'a plain key must have at least 16 characters');
     }
     return createHash('sha256').update(entry, 'utf8').digest();
   });
@@ -191,6 +197,8 @@ export function loadConfig(env: Env, cwd: string): Config {
     maxWorkers: readInt(env, 'CESAR_MAX_WORKERS', 2, 1, 64),
     defaultModel,
     maxUploadBytes: readInt(env, 'CESAR_MAX_UPLOAD_SIZE_MB', 500, 1, 1_000_000) * 1024 * 1024,
+    uploadIdleTimeoutMs: readInt(env, 'CESAR_UPLOAD_IDLE_TIMEOUT_MS', 15_000, 100, 600_000),
+    maxConcurrentUploads: readInt(env, 'CESAR_MAX_CONCURRENT_UPLOADS', 32, 1, 10_000),
     leaseMs: readInt(env, 'CESAR_LEASE_MS', 30_000, 500, 3_600_000),
     maxAttempts: readInt(env, 'CESAR_MAX_ATTEMPTS', 3, 1, 100),
     shutdownGraceMs: readInt(env, 'CESAR_SHUTDOWN_GRACE_MS', 25_000, 0, 3_600_000),
@@ -207,7 +215,8 @@ export function loadConfig(env: Env, cwd: string): Config {
     retryMaxMs: readInt(env, 'CESAR_RETRY_MAX_MS', 600_000, 10, 86_400_000),
     retentionSeconds: readInt(env, 'CESAR_RETENTION_SECONDS', 7 * 86_400, 1, 315_360_000),
     maxPendingJobs: readInt(env, 'CESAR_MAX_PENDING_JOBS', 10_000, 1, 100_000_000),
-    apiKeyDigests: readApiKeys(env),
+    apiKeyDigests: readApiKeys(env, 'CESAR_API_KEYS'),
+    adminApiKeyDigests: readApiKeys(env, 'CESAR_ADMIN_API_KEYS'),
     idempotencyTtlSeconds: readInt(env, 'CESAR_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 30 * 86_400),
     webhookDefaultUrl,
     webhookSecrets,

@@ -9,11 +9,12 @@ import type { OpenAPIBackend } from 'openapi-backend';
 
 import { AppError } from '../errors.ts';
 import { API_KEY_HEADER } from './api-keys.ts';
-import type { ApiKeyVerifier } from './api-keys.ts';
+import type { ApiKeyVerifier, Caller } from './api-keys.ts';
+import { routedMethod } from './operation-types.ts';
 
 export interface AuthLocals {
-  /** A non-secret tag of the caller's key ('' when keys are off). */
-  apiKeyScope?: string;
+  /** Set once the key was checked (or keys are off); absent on an open operation called without a valid key. */
+  caller?: Caller;
 }
 
 export function unauthorizedError(): AppError {
@@ -26,13 +27,13 @@ export function requireApiKey(options: {
   onError: (res: Response, error: unknown) => void;
 }): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
-    const scope = options.verifier.verify(req.headers[API_KEY_HEADER]);
-    if (scope !== null) {
-      (res.locals as AuthLocals).apiKeyScope = scope;
+    const caller = options.verifier.verify(req.headers[API_KEY_HEADER]);
+    if (caller !== null) {
+      (res.locals as AuthLocals).caller = caller;
       next();
       return;
     }
-    const operation = options.api.matchOperation({ method: req.method, path: req.path, headers: {} });
+    const operation = options.api.matchOperation({ method: routedMethod(req.method), path: req.path, headers: {} });
     if (operation && Array.isArray(operation.security) && operation.security.length === 0) {
       next();
       return;

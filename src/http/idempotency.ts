@@ -69,7 +69,7 @@ export function idempotencyGate(options: {
       next();
       return;
     }
-    const scope = (res.locals as AuthLocals).apiKeyScope ?? '';
+    const scope = (res.locals as AuthLocals).caller?.scope ?? '';
     const ownedKey = key;
     options.store.claim(scope, ownedKey, options.clock.now(), options.ttlMs).then(
       (claim) => {

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Ffmpeg } from '../audio/ffmpeg.ts';
@@ -19,6 +19,7 @@ import type { ProgressMessage } from '../transcription/transcribe-task.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 import type { JobFailure, JobRow, JobStore } from './job-store.ts';
 import { createProgressReporter } from './progress-reporter.ts';
+import { removePath } from './remove-path.ts';
 
 export interface Clock {
   now(): number;
@@ -113,7 +114,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         events.emit('job:reaped', job.id);
         if (job.status === 'failed') {
           // Attempts spent: no retry will read the upload again.
-          await rm(jobPaths(dataDir, job.id).upload, { force: true });
+          await removePath(jobPaths(dataDir, job.id).upload);
         }
       }
     } catch (error) {
@@ -152,7 +153,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           throw new AppError('download_failed', 'This server does not download URLs.');
         }
         // A previous attempt may have left part of the file.
-        await rm(paths.upload, { force: true });
+        await removePath(paths.upload);
         const { bytes } = await options.download(job.source_url, paths.upload, signal);
         log.info('media downloaded', { size_bytes: bytes });
       }
@@ -195,7 +196,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           task_ms: Math.round(taskMs),
         });
         events.emit('job:completed', job.id);
-        await rm(paths.upload, { force: true });
+        await removePath(paths.upload);
       } else {
         log.warn('job finished after its lease was lost; result dropped');
       }
@@ -203,7 +204,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       await settleFailure(job, owner, error, signal, log);
     } finally {
       clearInterval(heartbeatTimer);
-      await rm(paths.workDir, { recursive: true, force: true });
+      await removePath(paths.workDir);
     }
   };
 
@@ -238,7 +239,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       });
       events.emit('job:failed', job.id, failure, willRetry);
       if (!willRetry) {
-        await rm(jobPaths(dataDir, job.id).upload, { force: true });
+        await removePath(jobPaths(dataDir, job.id).upload);
       }
     }
   };

@@ -7,6 +7,7 @@
 import type { Transcript } from '../transcription/transcript.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { Database } from './database.ts';
+import { statusEventData } from './job-events.ts';
 
 export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'canceled';
 export type JobTask = 'transcribe' | 'translate';
@@ -41,6 +42,8 @@ export interface JobRow {
   timestamp_granularity: TimestampGranularity | null;
   processed_seconds: number;
   speed: number | null;
+  /** The tag of the API key that submitted the job; null when keys were off. */
+  submitted_by: string | null;
 }
 
 export type TimestampGranularity = 'segment' | 'word';
@@ -56,6 +59,8 @@ export interface NewJob {
   sourceUrl?: string | null;
   retentionSeconds: number;
   timestampGranularity?: TimestampGranularity | null;
+  /** The tag of the submitting API key; null when keys are off. */
+  submittedBy?: string | null;
 }
 
 export interface JobFailure {
@@ -69,9 +74,12 @@ export interface ListJobsQuery {
   offset?: number | undefined;
   /** Only jobs older than this sequence number (cursor paging, newest first). */
   beforeSeq?: number | undefined;
+  /** Only the jobs of this API key tag. */
+  submittedBy?: string | undefined;
 }
 
 export interface JobStore {
+  /** Inserts the job and its first status event, `pending`, so that a replay of its events starts there. */
   enqueue(job: NewJob, now: number): Promise<JobRow>;
   get(id: string): Promise<JobRow | undefined>;
   list(query: ListJobsQuery): Promise<JobRow[]>;
@@ -154,21 +162,25 @@ export function createJobStore(db: Database): JobStore {
   };
 
   return {
-    async enqueue(job, now) {
-      const rows = await db.writeReturning<JobRow>(
-        `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at,
-                           source_url, retention_seconds, timestamp_granularity)
-         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        [
-          job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now,
-          job.sourceUrl ?? null, job.retentionSeconds, job.timestampGranularity ?? null,
-        ],
-      );
-      const row = rows[0];
-      if (!row) {
-        throw new Error('insert returned no row');
-      }
-      return row;
+    enqueue(job, now) {
+      return db.transaction(async (tx) => {
+        const rows = await tx.all<JobRow>(
+          `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at,
+                             source_url, retention_seconds, timestamp_granularity, submitted_by)
+           VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+          [
+            job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now,
+            job.sourceUrl ?? null, job.retentionSeconds, job.timestampGranularity ?? null, job.submittedBy ?? null,
+          ],
+        );
+        const row = rows[0];
+        if (!row) {
+          throw new Error('insert returned no row');
+        }
+        // In the same transaction: a worker may claim the job the moment it commits, and `pending` must come first.
+        await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'status', ?, ?)`, [row.id, statusEventData(row), now]);
+        return row;
+      });
     },
 
     get: (id) => db.read.get<JobRow>('SELECT * FROM jobs WHERE id = ?', [id]),
@@ -183,6 +195,10 @@ export function createJobStore(db: Database): JobStore {
       if (query.beforeSeq !== undefined) {
         where.push('seq < ?');
         params.push(query.beforeSeq);
+      }
+      if (query.submittedBy !== undefined) {
+        where.push('submitted_by = ?');
+        params.push(query.submittedBy);
       }
       params.push(query.limit, query.offset ?? 0);
       return db.read.all<JobRow>(

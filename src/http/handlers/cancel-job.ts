@@ -3,7 +3,6 @@
  * `POST /jobs/{id}/cancel`: marks the job canceled first, which fences off a worker still running it, then
  * stops that worker (its ffmpeg and pool task end, the slot is freed) and deletes the files; the record stays.
  */
-import { rm } from 'node:fs/promises';
 
 import { AppError } from '../../errors.ts';
 import { jobPaths } from '../../jobs/dispatcher.ts';
@@ -11,10 +10,13 @@ import type { ApiDeps } from '../deps.ts';
 import { jobView } from '../job-view.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
+import { findJob } from './get-job.ts';
+import { removePath } from '../../jobs/remove-path.ts';
 
 export function cancelJobHandler(deps: ApiDeps): OperationHandler<'cancelJob'> {
   return async (c, _req, res) => {
     const { id } = c.request.params;
+    await findJob(deps, id, res);
     const outcome = await deps.store.cancel(id, deps.clock.now());
     if (!outcome) {
       throw new AppError('job_not_found', `No job has the id ${id}.`);
@@ -25,8 +27,8 @@ export function cancelJobHandler(deps: ApiDeps): OperationHandler<'cancelJob'> {
     // A job running in another process notices at its next heartbeat, when it finds its lease gone.
     const stopped = deps.dispatcher.abortJob(id);
     const paths = jobPaths(deps.dataDir, id);
-    await rm(paths.upload, { force: true });
-    await rm(paths.workDir, { recursive: true, force: true });
+    await removePath(paths.upload);
+    await removePath(paths.workDir);
     deps.logger.info('job canceled', { job_id: id, was: outcome.before.status, worker_stopped: stopped });
     const job = await deps.store.get(id);
     if (!job) {

@@ -9,6 +9,8 @@ import path from 'node:path';
 import { AppError } from '../../errors.ts';
 import { jobPaths } from '../../jobs/dispatcher.ts';
 import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
+import { ownerOf } from '../api-keys.ts';
+import type { AuthLocals } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobWebhookView } from '../delivery-view.ts';
 import type { IdempotencyLocals } from '../idempotency.ts';
@@ -92,6 +94,7 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
         sourceUrl: sourceUrl?.href ?? null,
         retentionSeconds: body.retention_seconds ?? deps.retentionSeconds,
         timestampGranularity: granularity,
+        submittedBy: ownerOf((res.locals as AuthLocals).caller),
       },
       deps.clock.now(),
     );

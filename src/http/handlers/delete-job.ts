@@ -3,24 +3,26 @@
  * `DELETE /jobs/{id}`: removes the record first, so a worker still running the job is fenced off and its
  * result dropped, then stops that worker and deletes the files.
  */
-import { rm } from 'node:fs/promises';
 
 import { AppError } from '../../errors.ts';
 import { jobPaths } from '../../jobs/dispatcher.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { OperationHandler } from '../operation-types.ts';
+import { findJob } from './get-job.ts';
+import { removePath } from '../../jobs/remove-path.ts';
 
 export function deleteJobHandler(deps: ApiDeps): OperationHandler<'deleteJob'> {
   return async (c, _req, res) => {
     const { id } = c.request.params;
+    await findJob(deps, id, res);
     const removed = await deps.store.remove(id);
     if (!removed) {
       throw new AppError('job_not_found', `No job has the id ${id}.`);
     }
     deps.dispatcher.abortJob(id);
     const paths = jobPaths(deps.dataDir, id);
-    await rm(paths.upload, { force: true });
-    await rm(paths.workDir, { recursive: true, force: true });
+    await removePath(paths.upload);
+    await removePath(paths.workDir);
     deps.logger.info('job deleted', { job_id: id, status: removed.status });
     res.status(204).end();
   };

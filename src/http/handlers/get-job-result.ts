@@ -37,7 +37,7 @@ function chooseFormat(req: Request, asked: ResultFormat | undefined): ResultForm
 
 export function getJobResultHandler(deps: ApiDeps): OperationHandler<'getJobResult'> {
   return async (c, req, res) => {
-    const job = await findJob(deps, c.request.params.id);
+    const job = await findJob(deps, c.request.params.id, res);
     const format = chooseFormat(req, c.request.query.format);
     if (job.status !== 'completed') {
       throw new AppError('job_not_completed', `The job is ${job.status}; its transcript exists once it is completed.`);

@@ -3,6 +3,7 @@
  * `GET /jobs`: newest first, paged by offset or by an opaque cursor (stable while new jobs arrive).
  */
 import { AppError } from '../../errors.ts';
+import type { AuthLocals } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobView } from '../job-view.ts';
 import type { OperationHandler } from '../operation-types.ts';
@@ -21,6 +22,8 @@ function decodeCursor(cursor: string): number {
 export function listJobsHandler(deps: ApiDeps): OperationHandler<'listJobs'> {
   return async (c, _req, res) => {
     const { status, limit = 20, offset, cursor } = c.request.query;
+    // An admin key, or keys off: every job; any other key: its own.
+    const caller = (res.locals as AuthLocals).caller;
     if (offset !== undefined && cursor !== undefined) {
       throw new AppError('invalid_request', 'Use either offset or cursor, not both.');
     }
@@ -29,6 +32,7 @@ export function listJobsHandler(deps: ApiDeps): OperationHandler<'listJobs'> {
       limit: limit + 1,
       offset,
       beforeSeq: cursor === undefined ? undefined : decodeCursor(cursor),
+      submittedBy: caller?.seesAll === false ? caller.scope : undefined,
     });
     const page = rows.slice(0, limit);
     const last = page.at(-1);
