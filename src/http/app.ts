@@ -88,7 +88,6 @@ function bodyParserError(error: unknown, req: Request): unknown {
   return new AppError('invalid_request', 'The JSON body is malformed.');
 }
 
-
 export async function createApp(deps: ApiDeps): Promise<Express> {
   const spec = loadSpec();
   const specYaml = readFileSync(SPEC_PATH, 'utf8');

@@ -37,7 +37,7 @@ const MAX_FILE_NAME_LENGTH = 200;
 /** Control characters (C0, DEL, C1) and the bidirectional marks and overrides that can make `gpj.exe` read `exe.jpg`. */
 const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 /** What a refused upload is told to wait: about as long as an upload slot takes to free up. */
-export const UPLOADS_BUSY_RETRY_AFTER_SECONDS = 5;
+const UPLOADS_BUSY_RETRY_AFTER_SECONDS = 5;
 
 /** Keeps a display name: no directories, no control or bidi-override characters, bounded length. */
 export function sanitizeFileName(name: string | undefined): string | null {

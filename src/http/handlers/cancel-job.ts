@@ -3,15 +3,14 @@
  * `POST /jobs/{id}/cancel`: marks the job canceled first, which fences off a worker still running it, then
  * stops that worker (its ffmpeg and pool task end, the slot is freed) and deletes the files; the record stays.
  */
-
 import { AppError } from '../../errors.ts';
 import { jobPaths } from '../../jobs/dispatcher.ts';
+import { removePath } from '../../jobs/remove-path.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobView } from '../job-view.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 import { findJob } from './get-job.ts';
-import { removePath } from '../../jobs/remove-path.ts';
 
 export function cancelJobHandler(deps: ApiDeps): OperationHandler<'cancelJob'> {
   return async (c, _req, res) => {

@@ -3,13 +3,12 @@
  * `DELETE /jobs/{id}`: removes the record first, so a worker still running the job is fenced off and its
  * result dropped, then stops that worker and deletes the files.
  */
-
 import { AppError } from '../../errors.ts';
 import { jobPaths } from '../../jobs/dispatcher.ts';
+import { removePath } from '../../jobs/remove-path.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { findJob } from './get-job.ts';
-import { removePath } from '../../jobs/remove-path.ts';
 
 export function deleteJobHandler(deps: ApiDeps): OperationHandler<'deleteJob'> {
   return async (c, _req, res) => {
