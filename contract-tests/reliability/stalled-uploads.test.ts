@@ -159,4 +159,21 @@ describe('stalled uploads against a server with a low open-file limit', () => {
     }
     assert.deepEqual(await readdir(path.join(dataDir, 'work')), []);
   });
+
+  test('a JSON body that stalls is cut the same way', async () => {
+    const port = Number(new URL(server.client.baseUrl).port);
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+    });
+    const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
+    await new Promise((resolve) => socket.on('connect', resolve));
+    const openedMs = Date.now();
+    socket.write('POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"url": "https://exa');
+    const closedMs = await closed;
+    assert.equal(statusOf(answer), 408);
+    assert.equal(checkRaw(answer).code, 'request_timeout');
+    assert.ok(closedMs - openedMs >= IDLE_TIMEOUT_MS - 100 && closedMs - openedMs < IDLE_TIMEOUT_MS + 5000, `cut after ${closedMs - openedMs} ms`);
+  });
 });
