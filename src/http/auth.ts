@@ -29,7 +29,7 @@ export function requireApiKey(options: {
   return (req: Request, res: Response, next: NextFunction) => {
     const caller = options.verifier.verify(req.headers[API_KEY_HEADER]);
     if (caller !== null) {
-      (res.locals as AuthLocals).caller = caller;
+      res.locals.caller = caller;
       next();
       return;
     }

@@ -4,13 +4,12 @@
  * atomic `UPDATE ... RETURNING` that sets an owner token and a lease, and every later change names that token,
  * so a worker that lost its lease (reaped, deleted, canceled) changes nothing.
  */
-import type { Transcript } from '../transcription/transcript.ts';
+import type { JobStatus, JobTask, TimestampGranularity } from '../domain.ts';
+import type { Transcript } from '../transcripts/transcript.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { Database } from './database.ts';
-import { statusEventData } from './job-events.ts';
+import { jobStateView } from './job-view.ts';
 
-export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'canceled';
-export type JobTask = 'transcribe' | 'translate';
 
 export interface JobRow {
   seq: number;
@@ -46,7 +45,6 @@ export interface JobRow {
   submitted_by: string | null;
 }
 
-export type TimestampGranularity = 'segment' | 'word';
 
 export interface NewJob {
   id: string;
@@ -178,7 +176,7 @@ export function createJobStore(db: Database): JobStore {
           throw new Error('insert returned no row');
         }
         // In the same transaction: a worker may claim the job the moment it commits, and `pending` must come first.
-        await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'status', ?, ?)`, [row.id, statusEventData(row), now]);
+        await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'status', ?, ?)`, [row.id, JSON.stringify(jobStateView(row)), now]);
         return row;
       });
     },

@@ -7,8 +7,9 @@ import { Tinypool } from 'tinypool';
 
 import { AppError, ERROR_CODES } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
-import type { ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './transcribe-task.ts';
-import type { Transcript } from './transcript.ts';
+import { isProgressMessage } from './task-messages.ts';
+import type { ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './task-messages.ts';
+import type { Transcript } from '../transcripts/transcript.ts';
 
 export interface TranscriptionPool {
   run(input: TranscribeTaskInput, options: { signal: AbortSignal; onProgress: (message: ProgressMessage) => void }): Promise<Transcript>;
@@ -28,10 +29,6 @@ export interface RecyclePolicy {
   maxJobs: number;
   /** Replace a worker process once its resident memory passes this (0: never). */
   maxRssBytes: number;
-}
-
-function isProgressMessage(value: unknown): value is ProgressMessage {
-  return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'cesar:progress';
 }
 
 /** Turns what tinypool rejects with (a serialized child error, a crash, an abort) into an AppError. */

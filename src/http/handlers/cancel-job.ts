@@ -4,10 +4,9 @@
  * stops that worker (its ffmpeg and pool task end, the slot is freed) and deletes the files; the record stays.
  */
 import { AppError } from '../../errors.ts';
-import { jobPaths } from '../../jobs/dispatcher.ts';
-import { removePath } from '../../jobs/remove-path.ts';
+import { removeJobFiles } from '../../jobs/job-files.ts';
+import { jobView } from '../../jobs/job-view.ts';
 import type { ApiDeps } from '../deps.ts';
-import { jobView } from '../job-view.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 import { findJob } from './get-job.ts';
@@ -25,9 +24,7 @@ export function cancelJobHandler(deps: ApiDeps): OperationHandler<'cancelJob'> {
     }
     // A job running in another process notices at its next heartbeat, when it finds its lease gone.
     const stopped = deps.dispatcher.abortJob(id);
-    const paths = jobPaths(deps.dataDir, id);
-    await removePath(paths.upload);
-    await removePath(paths.workDir);
+    await removeJobFiles(deps.dataDir, id);
     deps.logger.info('job canceled', { job_id: id, was: outcome.before.status, worker_stopped: stopped });
     const job = await deps.store.get(id);
     if (!job) {

@@ -4,8 +4,7 @@
  * result dropped, then stops that worker and deletes the files.
  */
 import { AppError } from '../../errors.ts';
-import { jobPaths } from '../../jobs/dispatcher.ts';
-import { removePath } from '../../jobs/remove-path.ts';
+import { removeJobFiles } from '../../jobs/job-files.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { findJob } from './get-job.ts';
@@ -19,9 +18,7 @@ export function deleteJobHandler(deps: ApiDeps): OperationHandler<'deleteJob'> {
       throw new AppError('job_not_found', `No job has the id ${id}.`);
     }
     deps.dispatcher.abortJob(id);
-    const paths = jobPaths(deps.dataDir, id);
-    await removePath(paths.upload);
-    await removePath(paths.workDir);
+    await removeJobFiles(deps.dataDir, id);
     deps.logger.info('job deleted', { job_id: id, status: removed.status });
     res.status(204).end();
   };

@@ -3,7 +3,6 @@
  * `GET /health`: cheap checks only (a directory scan and a metadata read), so it answers while workers decode.
  * It is open to all; with keys configured, where the models live is told only to a request with a valid key.
  */
-import type { AuthLocals } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { OperationHandler, Schemas } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
@@ -11,7 +10,7 @@ import { sendJson } from '../operation-types.ts';
 export function getHealthHandler(deps: ApiDeps): OperationHandler<'getHealth'> {
   return async (_c, _req, res) => {
     // Keys off: every operation is open (GET /models too), so there is nothing to hide.
-    const where = (res.locals as AuthLocals).caller === undefined ? 'the models directory' : deps.models.modelsDir;
+    const where = res.locals.caller === undefined ? 'the models directory' : deps.models.modelsDir;
     const scan = await deps.models.scan();
     const broken = scan.broken.find((model) => model.name === deps.defaultModel);
     const checks: Schemas['Health']['checks'] = [

@@ -7,10 +7,9 @@ import type { Response } from 'express';
 import { AppError } from '../../errors.ts';
 import type { JobRow } from '../../jobs/job-store.ts';
 import { canSee } from '../api-keys.ts';
-import type { AuthLocals } from '../auth.ts';
+import { jobView } from '../../jobs/job-view.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobWebhookView } from '../delivery-view.ts';
-import { jobView } from '../job-view.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 
@@ -20,7 +19,7 @@ import { sendJson } from '../operation-types.ts';
  */
 export async function findJob(deps: ApiDeps, id: string, res: Response): Promise<JobRow> {
   const row = await deps.store.get(id);
-  if (!row || !canSee((res.locals as AuthLocals).caller, row.submitted_by)) {
+  if (!row || !canSee(res.locals.caller, row.submitted_by)) {
     throw new AppError('job_not_found', `No job has the id ${id}.`);
   }
   return row;

@@ -3,9 +3,8 @@
  * `GET /jobs`: newest first, paged by offset or by an opaque cursor (stable while new jobs arrive).
  */
 import { AppError } from '../../errors.ts';
-import type { AuthLocals } from '../auth.ts';
+import { jobView } from '../../jobs/job-view.ts';
 import type { ApiDeps } from '../deps.ts';
-import { jobView } from '../job-view.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 
@@ -23,7 +22,7 @@ export function listJobsHandler(deps: ApiDeps): OperationHandler<'listJobs'> {
   return async (c, _req, res) => {
     const { status, limit = 20, offset, cursor } = c.request.query;
     // An admin key, or keys off: every job; any other key: its own.
-    const caller = (res.locals as AuthLocals).caller;
+    const caller = res.locals.caller;
     if (offset !== undefined && cursor !== undefined) {
       throw new AppError('invalid_request', 'Use either offset or cursor, not both.');
     }

@@ -1,0 +1,20 @@
+/**
+ * @module jobs/job-files
+ * Where a job's files live under the data directory: its upload (kept until no attempt will read it again) and
+ * its work directory (the normalized audio of the attempt running now).
+ */
+import path from 'node:path';
+
+import { removePath } from './remove-path.ts';
+
+export function jobPaths(dataDir: string, id: string): { upload: string; workDir: string; audio: string } {
+  const workDir = path.join(dataDir, 'work', id);
+  return { upload: path.join(dataDir, 'uploads', id), workDir, audio: path.join(workDir, 'audio.pcm') };
+}
+
+/** Removes a job's upload and work directory, whichever of them exist (retried when out of file descriptors). */
+export async function removeJobFiles(dataDir: string, id: string): Promise<void> {
+  const paths = jobPaths(dataDir, id);
+  await removePath(paths.upload);
+  await removePath(paths.workDir);
+}
