@@ -34,6 +34,14 @@ export interface paths {
          *
          *     With `webhook_url` (or the server's default URL) the job's events are posted there, signed per Standard
          *     Webhooks; see the `jobEvent` callback.
+         *
+         *     A file of exactly `CESAR_MAX_UPLOAD_SIZE_MB` is accepted; one byte more is 413. File names are read as
+         *     UTF-8 (`filename*` works too); control and bidirectional-override characters are dropped from `file_name`.
+         *     An upload that sends nothing for `CESAR_UPLOAD_IDLE_TIMEOUT_MS` is cut (408, its partial file deleted), and
+         *     past `CESAR_MAX_CONCURRENT_UPLOADS` uploads at once the answer is 503 `too_many_uploads` with `Retry-After`,
+         *     before the body is read. A form cannot be compressed: any `Content-Encoding` but `identity` is 415.
+         *
+         *     With API keys configured, the job belongs to the key that submitted it (see the `ApiKey` scheme).
          */
         post: operations["createJob"];
         delete?: never;
@@ -60,6 +68,10 @@ export interface paths {
          *     loopback, link-local or metadata address, in any notation (422 `url_forbidden`). What can only be known
          *     later (where a name resolves, where a redirect leads, how large the body is) fails the job with
          *     `url_forbidden`, `download_failed` or `download_too_large`.
+         *
+         *     The JSON body may be sent with `Content-Encoding` gzip, deflate or br; one that does not decompress is 400,
+         *     an unknown encoding 415. A body whose client sends nothing for `CESAR_UPLOAD_IDLE_TIMEOUT_MS` is cut with
+         *     408.
          *
          *     `Idempotency-Key` and `webhook_url` work as for `POST /jobs`.
          */
@@ -387,6 +399,9 @@ export interface paths {
          *     start `cesar serve` downloads a missing default or VAD model itself (unless `CESAR_OFFLINE`): meanwhile
          *     the answer is 503 with the download's progress in `download`. The service answers here even while every
          *     worker is decoding. Liveness is `GET /health/live`.
+         *
+         *     Open to all. With API keys configured, the checks name the models directory only to a request with a
+         *     valid key; without keys every operation is open anyway, and the path is always shown.
          */
         get: operations["getHealth"];
         put?: never;
@@ -1042,7 +1057,7 @@ export interface components {
          * @description The stable, closed set of error codes. Clients may branch on these.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "word_timestamps_unsupported" | "not_acceptable" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error" | "job_finished" | "queue_full" | "unauthorized" | "idempotency_key_mismatch" | "idempotency_key_in_use" | "webhook_url_not_allowed" | "webhooks_not_configured" | "delivery_not_found";
+        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "request_timeout" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "word_timestamps_unsupported" | "not_acceptable" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error" | "job_finished" | "queue_full" | "too_many_uploads" | "unauthorized" | "idempotency_key_mismatch" | "idempotency_key_in_use" | "webhook_url_not_allowed" | "webhooks_not_configured" | "delivery_not_found";
         /** @description An RFC 9457 problem document. */
         Problem: {
             /** @description A URI reference naming the problem type; stable per `code`. */
@@ -1123,6 +1138,18 @@ export interface components {
             };
             content: {
                 "application/json": components["schemas"]["Job"];
+            };
+        };
+        /**
+         * @description The client sent nothing for `CESAR_UPLOAD_IDLE_TIMEOUT_MS` while the body was incomplete; a partial upload
+         *     was deleted and the connection is closed.
+         */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
             };
         };
         /** @description A request with the same `Idempotency-Key` is still being handled. */
@@ -1207,7 +1234,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description No job has this id. */
+        /** @description No job has this id, or (with API keys configured) the job belongs to another key. */
         NotFound: {
             headers: {
                 [name: string]: unknown;
@@ -1243,7 +1270,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request body is not of the operation's media type. */
+        /** @description The request body is not of the operation's media type, or its `Content-Encoding` is not supported. */
         UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
@@ -1253,8 +1280,9 @@ export interface components {
             };
         };
         /**
-         * @description Too many jobs are waiting (`CESAR_MAX_PENDING_JOBS`); the upload was not kept. Try again after
-         *     `Retry-After` seconds.
+         * @description Too many jobs are waiting (`CESAR_MAX_PENDING_JOBS`, code `queue_full`), or too many uploads are being
+         *     received at once (`CESAR_MAX_CONCURRENT_UPLOADS`, code `too_many_uploads`); the body was not read. Try
+         *     again after `Retry-After` seconds.
          */
         QueueFull: {
             headers: {
@@ -1369,6 +1397,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -1398,6 +1427,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];

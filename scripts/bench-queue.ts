@@ -130,6 +130,8 @@ try {
     defaultModel: 'tiny.en',
     maxAttempts: 3,
     maxUploadBytes: 1024 * 1024,
+    uploadIdleTimeoutMs: 15_000,
+    maxConcurrentUploads: 32,
     urlPolicy,
     retentionSeconds: 86_400,
     maxPendingJobs: 1_000_000,

@@ -147,7 +147,7 @@ function httpUrl(raw: string | undefined, variable: string): string | null {
   return value;
 }
 
-function apiKeyDigests(raw: string | undefined): Buffer[] {
+function apiKeyDigests(raw: string | undefined, name: string): Buffer[] {
   const entries = (raw ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
   return entries.map((entry) => {
     const hashed = /^sha256:([0-9a-fA-F]{64})$/.exec(entry);
@@ -155,11 +155,11 @@ function apiKeyDigests(raw: string | undefined): Buffer[] {
       return Buffer.from(hashed[1], 'hex');
     }
     if (entry.startsWith('sha256:')) {
-      throw new ConfigError('CESAR_API_KEYS', 'a sha256: entry needs 64 hex digits');
+      throw new ConfigError(name, 'a sha256: entry needs 64 hex digits');
     }
     if (entry.length < 16) {
       // The value is a secret: say what is wrong, never echo it.
-      throw new ConfigError('CESAR_API_KEYS', 'a plain key must have at least 16 characters');
+      throw new ConfigError(name, 'a plain key must have at least 16 characters');
     }
     return createHash('sha256').update(entry, 'utf8').digest();
   });
@@ -190,7 +190,7 @@ const maxUploadSize = integer({
   min: 1,
   max: 1_000_000,
   scale: MB,
-  meaning: 'largest accepted upload (larger ones get 413)',
+  meaning: 'largest accepted upload, inclusive (larger ones get 413)',
 });
 
 const maxDownloadSize = integer({
@@ -249,6 +249,20 @@ export const SETTINGS = {
     meaning: 'worker processes, each decoding one job at a time',
   }),
   maxUploadBytes: maxUploadSize,
+  uploadIdleTimeoutMs: integer({
+    variable: 'CESAR_UPLOAD_IDLE_TIMEOUT_MS',
+    default: 15_000,
+    min: 100,
+    max: 600_000,
+    meaning: 'a request body (an upload, a JSON submission) whose client sends nothing for this long is cut with 408 and its partial file deleted',
+  }),
+  maxConcurrentUploads: integer({
+    variable: 'CESAR_MAX_CONCURRENT_UPLOADS',
+    default: 32,
+    min: 1,
+    max: 10_000,
+    meaning: 'uploads received at once; past it an upload is answered 503 with `Retry-After` before its body is read',
+  }),
   maxAttempts: integer({ variable: 'CESAR_MAX_ATTEMPTS', default: 3, min: 1, max: 100, meaning: 'attempts for a job whose failure may be temporary (a crashed worker)' }),
   leaseMs: integer({
     variable: 'CESAR_LEASE_MS',
@@ -283,7 +297,7 @@ export const SETTINGS = {
     variable: 'CESAR_URL_ALLOW_PRIVATE_NETWORKS',
     default: false,
     meaning:
-      'let submitted URLs reach private, CGNAT, unique-local and loopback addresses (LAN deployments); metadata, link-local and multicast stay refused',
+      'let submitted URLs reach private, CGNAT, unique-local and loopback (`127.0.0.0/8`, `[::1]`) addresses (LAN deployments); metadata, link-local and multicast stay refused',
   }),
   urlAllowedPorts: {
     variable: 'CESAR_URL_ALLOWED_PORTS',
@@ -348,8 +362,16 @@ export const SETTINGS = {
     shownDefault: 'none',
     accepts: 'keys of 16+ characters or `sha256:<64 hex digits>`, comma-separated',
     meaning:
-      'when set, every operation but `GET /health` and `GET /health/live` (and the docs) needs one of these keys in `X-API-Key`. Give a key plain or as the digest (`printf %s "$KEY" | sha256sum`); only digests are kept, compared in constant time, never logged',
-    read: (raw): readonly Buffer[] => apiKeyDigests(raw),
+      'when set, every operation but `GET /health` and `GET /health/live` (and the docs) needs one of these keys in `X-API-Key` (on `/v1/*` also as `Authorization: Bearer`), and each job belongs to the key that submitted it (see [API keys](#api-keys-and-who-sees-which-job)). Give a key plain or as the digest (`printf %s "$KEY" | sha256sum`); only digests are kept, compared in constant time, never logged',
+    read: (raw): readonly Buffer[] => apiKeyDigests(raw, 'CESAR_API_KEYS'),
+  } satisfies Setting<readonly Buffer[]>,
+  adminApiKeyDigests: {
+    variable: 'CESAR_ADMIN_API_KEYS',
+    shownDefault: 'none',
+    accepts: 'keys of 16+ characters or `sha256:<64 hex digits>`, comma-separated',
+    meaning:
+      'admin keys: accepted wherever a key is, and they see, cancel and delete every key\'s jobs (any other key sees only the jobs it submitted)',
+    read: (raw): readonly Buffer[] => apiKeyDigests(raw, 'CESAR_ADMIN_API_KEYS'),
   } satisfies Setting<readonly Buffer[]>,
   idempotencyTtlSeconds: integer({
     variable: 'CESAR_IDEMPOTENCY_TTL_SECONDS',

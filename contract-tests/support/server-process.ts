@@ -32,13 +32,23 @@ export interface ServerProcess {
   signal(name: NodeJS.Signals): void;
 }
 
+export interface ServerProcessOptions {
+  /** Starts the server with this soft and hard limit on open files (`ulimit -n`), as a small host would have. */
+  openFilesLimit?: number;
+}
+
 /** Starts the server on `dataDir` with the test defaults and `env`; resolves once it listens. */
-export async function startServerProcess(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServerProcess(dataDir: string, env: Record<string, string> = {}, options: ServerProcessOptions = {}): Promise<ServerProcess> {
   const inherited = Object.fromEntries(
     // Not the test runner's context: the child must run as a plain program.
     Object.entries(process.env).filter(([name]) => !name.startsWith('NODE_TEST') && name !== 'NODE_OPTIONS'),
   );
-  const child = spawn(NODE, ['src/main.ts'], {
+  // `exec` keeps one process: the child's pid is the server's, for /proc/<pid>/fd.
+  const [command, args]: [string, string[]] =
+    options.openFilesLimit === undefined
+      ? [NODE, ['src/main.ts']]
+      : ['/bin/sh', ['-c', `ulimit -n ${options.openFilesLimit} && exec "$0" src/main.ts`, NODE]];
+  const child = spawn(command, args, {
     cwd: ROOT,
     env: {
       ...inherited,

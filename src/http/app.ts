@@ -16,6 +16,7 @@ import { AppError } from '../errors.ts';
 import type { ApiDeps } from './deps.ts';
 import { queueBackpressure } from './backpressure.ts';
 import { docsHandlers } from './docs.ts';
+import { bodyIdleTimeout } from './body-timeout.ts';
 import { createFormValidator } from './form-validator.ts';
 import { cancelJobHandler } from './handlers/cancel-job.ts';
 import { createJobFromUrlHandler, createJobHandler } from './handlers/create-job.ts';
@@ -37,6 +38,7 @@ import { listJobsHandler } from './handlers/list-jobs.ts';
 import { listModelsHandler } from './handlers/list-models.ts';
 import { getOpenAIModelHandler, listOpenAIModelsHandler } from './handlers/list-openai-models.ts';
 import type { OperationHandler, OperationId } from './operation-types.ts';
+import { routedMethod } from './operation-types.ts';
 import { sendProblem } from './problem.ts';
 import { METHODS, servedSpec } from './served-spec.ts';
 import { discardUpload, multipartUpload } from './upload.ts';
@@ -74,17 +76,26 @@ function isMultipart(contentType: string | string[] | undefined): boolean {
   return String(contentType ?? '').toLowerCase().startsWith('multipart/');
 }
 
-/** body-parser's errors (malformed or oversized JSON) as registered codes. */
-function bodyParserError(error: unknown): unknown {
-  const type = (error as { type?: unknown } | null)?.type;
+/** body-parser's errors (malformed, oversized or undecodable JSON) as registered codes. */
+function bodyParserError(error: unknown, req: Request): unknown {
+  const { type, status, message } = (error ?? {}) as { type?: unknown; status?: unknown; message?: unknown };
+  const contentEncoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (typeof type !== 'string') {
+    // body-parser marks its read errors 400 and gives its own a type: one without is the decompressor's
+    // (not gzip, truncated, bad deflate or br), the client's doing.
+    if (status === 400 && contentEncoding !== 'identity') {
+      return new AppError('invalid_request', `The body does not decompress as its Content-Encoding ${JSON.stringify(contentEncoding)} says (${String(message)}).`);
+    }
     // Not the JSON parser's (a failing backpressure count, say): an internal error, logged as such.
     return error;
   }
   if (type === 'entity.too.large') {
     return new AppError('upload_too_large', 'The JSON body is larger than the limit.');
   }
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+  if (type === 'encoding.unsupported') {
+    return new AppError('unsupported_content_type', `The Content-Encoding ${JSON.stringify(contentEncoding)} is not supported; send the body uncompressed, or as gzip, deflate or br.`);
+  }
+  if (type === 'charset.unsupported') {
     return new AppError('unsupported_content_type', 'The JSON body must be UTF-8.');
   }
   return new AppError('invalid_request', 'The JSON body is malformed.');
@@ -199,6 +210,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  app.use(bodyIdleTimeout({ idleMs: deps.uploadIdleTimeoutMs, onTimeout: (res, error) => sendError(res, error, res.req.originalUrl) }));
   app.get('/openapi.yaml', (_req, res) => {
     res.type('application/yaml').send(specYaml);
   });
@@ -211,6 +223,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   const upload = multipartUpload({
     uploadsDir: `${deps.dataDir}/uploads`,
     maxBytes: deps.maxUploadBytes,
+    maxConcurrent: deps.maxConcurrentUploads,
     allowedFields: submissionFields(spec),
     validateFields: validateForm,
     onError: (res, error) => sendProblem(res, error, deps.logger, '/jobs'),
@@ -241,6 +254,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
       multipartUpload({
         uploadsDir: `${deps.dataDir}/uploads`,
         maxBytes: deps.maxUploadBytes,
+        maxConcurrent: deps.maxConcurrentUploads,
         allowedFields: submissionFields(spec, schemaName),
         arrayFields: new Set(['timestamp_granularities']),
         fieldAliases: { 'timestamp_granularities[]': 'timestamp_granularities' },
@@ -256,12 +270,12 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     }
     sendError(res, error, req.originalUrl);
   });
-  app.use('/jobs', (error: unknown, _req: Request, res: Response, next: NextFunction) => {
+  app.use('/jobs', (error: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) {
       next(error);
       return;
     }
-    sendProblem(res, bodyParserError(error), deps.logger, '/jobs');
+    sendProblem(res, bodyParserError(error, req), deps.logger, '/jobs');
   });
   app.use((req, res, next) => {
     // ajv's coercion reads any number literal (`+0.0`, `1e1`) as an integer; the spec's integers are digits.
@@ -278,7 +292,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   });
   app.use((req, res) => {
     void api
-      .handleRequest({ method: req.method, path: req.path, query: req.query as Record<string, string>, headers: req.headers as Record<string, string>, body: req.body as unknown }, req, res)
+      .handleRequest({ method: routedMethod(req.method), path: req.path, query: req.query as Record<string, string>, headers: req.headers as Record<string, string>, body: req.body as unknown }, req, res)
       .catch((error: unknown) => answerProblem(req, res, error));
   });
   return app;

@@ -9,12 +9,13 @@ import type { OpenAPIBackend } from 'openapi-backend';
 
 import { AppError } from '../errors.ts';
 import { API_KEY_HEADER } from './api-keys.ts';
-import type { ApiKeyVerifier } from './api-keys.ts';
+import type { ApiKeyVerifier, Caller } from './api-keys.ts';
 import { isOpenAIPath } from './openai/openai-error.ts';
+import { routedMethod } from './operation-types.ts';
 
 export interface AuthLocals {
-  /** A non-secret tag of the caller's key ('' when keys are off). */
-  apiKeyScope?: string;
+  /** Set once the key was checked (or keys are off); absent on an open operation called without a valid key. */
+  caller?: Caller;
 }
 
 export function unauthorizedError(path = ''): AppError {
@@ -30,13 +31,13 @@ export function bearerToken(authorization: string | undefined): string | undefin
 }
 
 /**
- * The caller's scope, or null without a valid key. `/v1/*` (the OpenAI-compatible operations) also takes the key
- * as a bearer token.
+ * The caller, or null without a valid key. `/v1/*` (the OpenAI-compatible operations) also takes the key as a
+ * bearer token.
  */
-export function verifyRequestKey(verifier: ApiKeyVerifier, path: string, headers: Readonly<Record<string, string | string[] | undefined>>): string | null {
-  const scope = verifier.verify(headers[API_KEY_HEADER]);
-  if (scope !== null || !isOpenAIPath(path)) {
-    return scope;
+export function verifyRequestKey(verifier: ApiKeyVerifier, path: string, headers: Readonly<Record<string, string | string[] | undefined>>): Caller | null {
+  const caller = verifier.verify(headers[API_KEY_HEADER]);
+  if (caller !== null || !isOpenAIPath(path)) {
+    return caller;
   }
   const authorization = headers.authorization;
   return verifier.verify(bearerToken(typeof authorization === 'string' ? authorization : undefined));
@@ -48,13 +49,13 @@ export function requireApiKey(options: {
   onError: (res: Response, error: unknown) => void;
 }): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
-    const scope = verifyRequestKey(options.verifier, req.path, req.headers);
-    if (scope !== null) {
-      res.locals.apiKeyScope = scope;
+    const caller = verifyRequestKey(options.verifier, req.path, req.headers);
+    if (caller !== null) {
+      res.locals.caller = caller;
       next();
       return;
     }
-    const operation = options.api.matchOperation({ method: req.method, path: req.path, headers: {} });
+    const operation = options.api.matchOperation({ method: routedMethod(req.method), path: req.path, headers: {} });
     if (operation && Array.isArray(operation.security) && operation.security.length === 0) {
       next();
       return;

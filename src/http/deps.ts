@@ -26,6 +26,10 @@ export interface ApiDeps {
   defaultModel: string;
   maxAttempts: number;
   maxUploadBytes: number;
+  /** A request body that receives nothing for this long is cut (408). */
+  uploadIdleTimeoutMs: number;
+  /** Multipart uploads read at once; past it, 503 before the body is read. */
+  maxConcurrentUploads: number;
   apiKeys: ApiKeyVerifier;
   idempotency: IdempotencyStore;
   idempotencyTtlSeconds: number;

@@ -68,7 +68,7 @@ export function idempotencyGate(options: {
       next();
       return;
     }
-    const scope = res.locals.apiKeyScope ?? '';
+    const scope = res.locals.caller?.scope ?? '';
     const ownedKey = key;
     options.store.claim(scope, ownedKey, options.clock.now(), options.ttlMs).then(
       (claim) => {

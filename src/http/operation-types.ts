@@ -39,3 +39,8 @@ export function sendJson<O extends OperationId, S extends keyof ResponsesOf<O> &
 ): void {
   res.status(status).json(body);
 }
+
+/** HEAD is GET without the body (RFC 9110): the spec lists GET operations, and node drops the body of a HEAD answer. */
+export function routedMethod(method: string): string {
+  return method === 'HEAD' ? 'GET' : method;
+}

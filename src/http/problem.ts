@@ -17,7 +17,10 @@ export function sendProblem(res: Response, error: unknown, logger: Logger, insta
     logger.error('request failed unexpectedly', { error, instance });
   }
   if (res.headersSent) {
-    res.destroy();
+    // A half-sent answer cannot be finished; a whole one (a 408 already sent) stands.
+    if (!res.writableEnded) {
+      res.destroy();
+    }
     return;
   }
   const body: Record<string, unknown> = {

@@ -2,11 +2,12 @@
  * @module http/upload
  * Streams a `multipart/form-data` job submission to disk with busboy (openapi-backend does not parse multipart
  * bodies). The file goes straight to `<uploads>/<job id>`, never into memory, and is cut off at the size limit;
- * the client's file name is kept only as sanitized metadata.
+ * the client's file name is kept only as sanitized metadata. Each upload holds a socket and an open file, so
+ * their number is capped and a client that stops sending is cut (see `bodyIdleTimeout`).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 
@@ -14,6 +15,7 @@ import busboy from 'busboy';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 import { AppError } from '../errors.ts';
+import { removePath } from '../jobs/remove-path.ts';
 
 export interface StoredUpload {
   /** The job id the upload is stored under. */
@@ -32,14 +34,18 @@ export interface UploadLocals {
 }
 
 const MAX_FILE_NAME_LENGTH = 200;
+/** Control characters (C0, DEL, C1) and the bidirectional marks and overrides that can make `gpj.exe` read `exe.jpg`. */
+const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** What a refused upload is told to wait: about as long as an upload slot takes to free up. */
+const UPLOADS_BUSY_RETRY_AFTER_SECONDS = 5;
 
-/** Keeps a display name: no directories, no control characters, bounded length. */
+/** Keeps a display name: no directories, no control or bidi-override characters, bounded length. */
 export function sanitizeFileName(name: string | undefined): string | null {
   if (name === undefined) {
     return null;
   }
   const base = name.split(/[\\/]/).pop() ?? '';
-  const cleaned = base.replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  const cleaned = base.replace(UNSAFE_CHARACTERS, '').trim();
   if (cleaned === '' || cleaned === '.' || cleaned === '..') {
     return null;
   }
@@ -68,7 +74,10 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
     try {
       parser = busboy({
         headers: req.headers,
-        limits: { files: 1, fileSize: maxBytes, fields: 20, fieldSize: 4096, parts: 25, fieldNameSize: 100 },
+        // Browsers and curl send file names as raw UTF-8; busboy's default reads them as latin1.
+        defParamCharset: 'utf8',
+        // busboy reports the limit when the size reaches it; the limit is inclusive, so a file may have maxBytes.
+        limits: { files: 1, fileSize: maxBytes + 1, fields: 20, fieldSize: 4096, parts: 25, fieldNameSize: 100 },
       });
     } catch {
       reject(new AppError('unsupported_content_type', 'The body must be multipart/form-data with a boundary.'));
@@ -76,6 +85,8 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
     }
     const fields: Record<string, string | string[]> = {};
     const unknown: string[] = [];
+    /** A `file` part that carries no file: a browser form with none chosen (`filename=""`), or a text field. */
+    let noFileChosen = false;
     let failure: AppError | null = null;
     let fileWrite: Promise<StoredUpload> | null = null;
     const fail = (error: AppError): void => {
@@ -95,7 +106,9 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
       req.unpipe(parser);
       req.pause();
       output?.destroy();
-      void rm(target, { force: true }).then(() => reject(error));
+      void removePath(target)
+        .catch(() => undefined)
+        .then(() => reject(error));
     };
 
     parser.on('field', (sent, value, info) => {
@@ -103,7 +116,9 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
       const collected = fields[name];
       if (name === 'url') {
         fail(new AppError('invalid_request', 'A form carries a file; a URL is submitted as JSON to POST /jobs/from-url.'));
-      } else if (!shape.allowed.has(name) || name === 'file') {
+      } else if (name === 'file') {
+        noFileChosen = true;
+      } else if (!shape.allowed.has(name)) {
         unknown.push(sent);
       } else if (info.valueTruncated) {
         fail(new AppError('invalid_request', `The field ${name} is too long.`));
@@ -169,14 +184,26 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
         if (unknown.length > 0) {
           fail(new AppError('unknown_field', `Unknown form fields: ${unknown.join(', ')}.`, { errors: unknown.map((name) => ({ location: `body.${name}`, message: 'unknown field' })) }));
         }
-        if (upload?.sizeBytes === 0) {
+        // No name and no bytes: the part a browser sends for a file input with no file chosen (filename="").
+        if (upload?.sizeBytes === 0 && upload.fileName === null) {
+          noFileChosen = true;
+          upload = null;
+        }
+        if (!failure && upload === null) {
+          fail(
+            noFileChosen
+              ? new AppError('missing_file', 'The field "file" holds no file (no file was chosen); send the audio as a file part.')
+              : new AppError('missing_file', 'The form needs a file in the field "file" (a URL goes to POST /jobs/from-url).'),
+          );
+        }
+        if (!failure && upload?.sizeBytes === 0) {
           fail(new AppError('empty_file', 'The uploaded file is empty.'));
         }
         if (!failure && upload !== null) {
           resolve({ fields, upload });
           return;
         }
-        await rm(target, { force: true });
+        await removePath(target).catch(() => undefined);
         reject(failure ?? new AppError('missing_file', 'The form needs a file in the field "file" (a URL goes to POST /jobs/from-url).'));
       })();
     });
@@ -184,6 +211,13 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
     req.once('close', () => {
       if (!req.complete) {
         stopEarly(new AppError('invalid_request', 'The request ended before its body did.'), currentOutput ?? undefined);
+      }
+    });
+    // One that stalls is answered 408 by `bodyIdleTimeout`; once that answer is out node no longer ties the request
+    // to its connection (no 'close' comes when it shuts), so the file is let go of here.
+    req.once('timeout', () => {
+      if (!req.complete) {
+        stopEarly(new AppError('request_timeout', 'The client stopped sending the upload.'), currentOutput ?? undefined);
       }
     });
     req.pipe(parser);
@@ -195,7 +229,7 @@ export async function discardUpload(res: Response): Promise<void> {
   const { locals } = res;
   if (locals.upload && !locals.uploadClaimed) {
     locals.uploadClaimed = true;
-    await rm(locals.upload.path, { force: true });
+    await removePath(locals.upload.path);
   }
 }
 
@@ -206,6 +240,8 @@ export async function discardUpload(res: Response): Promise<void> {
 export function multipartUpload(options: {
   uploadsDir: string;
   maxBytes: number;
+  /** Uploads read at once; past it the answer is 503 before the body is read. */
+  maxConcurrent: number;
   allowedFields: ReadonlySet<string>;
   arrayFields?: ReadonlySet<string>;
   fieldAliases?: Readonly<Record<string, string>>;
@@ -213,10 +249,25 @@ export function multipartUpload(options: {
   validateFields?: (fields: Record<string, unknown>) => void;
   onError: (res: Response, error: unknown) => void;
 }): RequestHandler {
+  let active = 0;
   return (req: Request, res: Response, next: NextFunction) => {
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     if (!type.startsWith('multipart/form-data')) {
       options.onError(res, new AppError('unsupported_content_type', 'Send the audio as multipart/form-data with a "file" field; a URL goes as application/json to POST /jobs/from-url.'));
+      return;
+    }
+    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'identity') {
+      // busboy would read the compressed bytes as the form; audio hardly compresses anyway.
+      res.setHeader('Connection', 'close');
+      options.onError(res, new AppError('unsupported_content_type', `A form cannot be sent with Content-Encoding ${JSON.stringify(encoding)}; send it uncompressed.`));
+      return;
+    }
+    if (active >= options.maxConcurrent) {
+      // Each upload holds a socket and an open file: past the cap, refuse before reading anything.
+      res.setHeader('Retry-After', String(UPLOADS_BUSY_RETRY_AFTER_SECONDS));
+      res.setHeader('Connection', 'close');
+      options.onError(res, new AppError('too_many_uploads', `${active} uploads are being received, the most this server takes at once; try again shortly.`));
       return;
     }
     const declared = Number(req.headers['content-length'] ?? '0');
@@ -226,8 +277,12 @@ export function multipartUpload(options: {
       options.onError(res, new AppError('upload_too_large', `The upload is larger than the limit of ${options.maxBytes} bytes.`, { limit_bytes: options.maxBytes }));
       return;
     }
+    active++;
     mkdir(options.uploadsDir, { recursive: true })
       .then(() => parseForm(req, options.uploadsDir, options.maxBytes, { allowed: options.allowedFields, arrays: options.arrayFields, aliases: options.fieldAliases }))
+      .finally(() => {
+        active--;
+      })
       .then(
       ({ fields, upload }) => {
         res.locals.upload = upload;
@@ -244,7 +299,8 @@ export function multipartUpload(options: {
         next();
       },
       (error: unknown) => {
-        if (!req.complete) {
+        // (A stalled upload has had its 408 already.)
+        if (!req.complete && !res.headersSent) {
           res.setHeader('Connection', 'close');
         }
         options.onError(res, error);

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 
 import type { Ffmpeg } from '../audio/ffmpeg.ts';
 import { systemClock } from '../clock.ts';
@@ -22,6 +22,7 @@ import { jobPaths } from './job-files.ts';
 import type { JobFailure, JobRow, JobStore } from './job-store.ts';
 import { progressPercent } from './job-view.ts';
 import { createProgressReporter } from './progress-reporter.ts';
+import { removePath } from './remove-path.ts';
 
 export interface DispatcherOptions {
   store: JobStore;
@@ -105,7 +106,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         events.emit('job:reaped', job.id);
         if (job.status === 'failed') {
           // Attempts spent: no retry will read the upload again.
-          await rm(jobPaths(dataDir, job.id).upload, { force: true });
+          await removePath(jobPaths(dataDir, job.id).upload);
         }
       }
     } catch (error) {
@@ -144,7 +145,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           throw new AppError('download_failed', 'This server does not download URLs.');
         }
         // A previous attempt may have left part of the file.
-        await rm(paths.upload, { force: true });
+        await removePath(paths.upload);
         const { bytes } = await options.download(job.source_url, paths.upload, signal);
         log.info('media downloaded', { size_bytes: bytes });
       }
@@ -185,7 +186,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           task_ms: Math.round(taskMs),
         });
         events.emit('job:completed', job.id);
-        await rm(paths.upload, { force: true });
+        await removePath(paths.upload);
       } else {
         log.warn('job finished after its lease was lost; result dropped');
       }
@@ -193,7 +194,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       await settleFailure(job, owner, error, signal, log);
     } finally {
       clearInterval(heartbeatTimer);
-      await rm(paths.workDir, { recursive: true, force: true });
+      await removePath(paths.workDir);
     }
   };
 
@@ -228,7 +229,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       });
       events.emit('job:failed', job.id, failure, willRetry);
       if (!willRetry) {
-        await rm(jobPaths(dataDir, job.id).upload, { force: true });
+        await removePath(jobPaths(dataDir, job.id).upload);
       }
     }
   };

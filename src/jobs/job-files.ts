@@ -3,17 +3,18 @@
  * Where a job's files live under the data directory: its upload (kept until no attempt will read it again) and
  * its work directory (the normalized audio of the attempt running now).
  */
-import { rm } from 'node:fs/promises';
 import path from 'node:path';
+
+import { removePath } from './remove-path.ts';
 
 export function jobPaths(dataDir: string, id: string): { upload: string; workDir: string; audio: string } {
   const workDir = path.join(dataDir, 'work', id);
   return { upload: path.join(dataDir, 'uploads', id), workDir, audio: path.join(workDir, 'audio.pcm') };
 }
 
-/** Removes a job's upload and work directory, whichever of them exist. */
+/** Removes a job's upload and work directory, whichever of them exist (retried when out of file descriptors). */
 export async function removeJobFiles(dataDir: string, id: string): Promise<void> {
   const paths = jobPaths(dataDir, id);
-  await rm(paths.upload, { force: true });
-  await rm(paths.workDir, { recursive: true, force: true });
+  await removePath(paths.upload);
+  await removePath(paths.workDir);
 }

@@ -8,6 +8,7 @@ import type { JobStatus, JobTask, TimestampGranularity } from '../domain.ts';
 import type { Transcript } from '../transcripts/transcript.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { Database } from './database.ts';
+import { jobStateView } from './job-view.ts';
 
 
 export interface JobRow {
@@ -42,6 +43,8 @@ export interface JobRow {
   speed: number | null;
   /** 1: interactive (claimed first), 0: batch. */
   priority: JobPriority;
+  /** The tag of the API key that submitted the job; null when keys were off. */
+  submitted_by: string | null;
 }
 
 /** 1: interactive, a client waits for the answer (OpenAI-compatible endpoints); 0: batch. */
@@ -61,6 +64,8 @@ export interface NewJob {
   timestampGranularity?: TimestampGranularity | null;
   /** Batch (0) when absent. */
   priority?: JobPriority;
+  /** The tag of the submitting API key; null when keys are off. */
+  submittedBy?: string | null;
 }
 
 export interface JobFailure {
@@ -74,9 +79,12 @@ export interface ListJobsQuery {
   offset?: number | undefined;
   /** Only jobs older than this sequence number (cursor paging, newest first). */
   beforeSeq?: number | undefined;
+  /** Only the jobs of this API key tag. */
+  submittedBy?: string | undefined;
 }
 
 export interface JobStore {
+  /** Inserts the job and its first status event, `pending`, so that a replay of its events starts there. */
   enqueue(job: NewJob, now: number): Promise<JobRow>;
   get(id: string): Promise<JobRow | undefined>;
   list(query: ListJobsQuery): Promise<JobRow[]>;
@@ -165,21 +173,26 @@ export function createJobStore(db: Database): JobStore {
   };
 
   return {
-    async enqueue(job, now) {
-      const rows = await db.writeReturning<JobRow>(
-        `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at,
-                           source_url, retention_seconds, timestamp_granularity, priority)
-         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        [
-          job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now,
-          job.sourceUrl ?? null, job.retentionSeconds, job.timestampGranularity ?? null, job.priority ?? 0,
-        ],
-      );
-      const row = rows[0];
-      if (!row) {
-        throw new Error('insert returned no row');
-      }
-      return row;
+    enqueue(job, now) {
+      return db.transaction(async (tx) => {
+        const rows = await tx.all<JobRow>(
+          `INSERT INTO jobs (id, status, model, language, task, file_name, input_path, max_attempts, run_at, created_at, updated_at,
+                             source_url, retention_seconds, timestamp_granularity, priority, submitted_by)
+           VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+          [
+            job.id, job.model, job.language, job.task, job.fileName, job.inputPath, job.maxAttempts, now, now, now,
+            job.sourceUrl ?? null, job.retentionSeconds, job.timestampGranularity ?? null, job.priority ?? 0,
+            job.submittedBy ?? null,
+          ],
+        );
+        const row = rows[0];
+        if (!row) {
+          throw new Error('insert returned no row');
+        }
+        // In the same transaction: a worker may claim the job the moment it commits, and `pending` must come first.
+        await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'status', ?, ?)`, [row.id, JSON.stringify(jobStateView(row)), now]);
+        return row;
+      });
     },
 
     get: (id) => db.read.get<JobRow>('SELECT * FROM jobs WHERE id = ?', [id]),
@@ -194,6 +207,10 @@ export function createJobStore(db: Database): JobStore {
       if (query.beforeSeq !== undefined) {
         where.push('seq < ?');
         params.push(query.beforeSeq);
+      }
+      if (query.submittedBy !== undefined) {
+        where.push('submitted_by = ?');
+        params.push(query.submittedBy);
       }
       params.push(query.limit, query.offset ?? 0);
       return db.read.all<JobRow>(

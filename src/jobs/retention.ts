@@ -1,15 +1,17 @@
 /**
  * @module jobs/retention
  * Keeps disk use bounded: finished jobs, their transcripts and files are deleted once their retention ends, and
- * at start-up files that no job needs any more (left by a killed server) are removed.
+ * files that no job needs any more are removed: at start-up all of them (left by a killed server), and at every
+ * sweep those old enough not to belong to an upload or a claim in progress (left by a cleanup that failed).
  */
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../logger.ts';
 import { jobPaths, removeJobFiles } from './job-files.ts';
 import type { JobStore } from './job-store.ts';
+import { removePath } from './remove-path.ts';
 
 export interface RetentionOptions {
   store: JobStore;
@@ -21,13 +23,21 @@ export interface RetentionOptions {
   sweepIntervalMs?: number;
   /** Rows deleted per write, so that a large backlog never holds the write lock for long. */
   batchSize?: number;
+  /**
+   * A sweep leaves files younger than this: an upload being received has no job yet, and a job just claimed may
+   * not show as processing in what the sweep read. Longer than any upload may stay quiet.
+   */
+  orphanMinAgeMs?: number;
 }
 
 export interface RetentionSweeper {
   /** Deletes every job whose retention has ended, with its files; returns how many. */
   sweep(): Promise<number>;
-  /** Removes uploads and work directories of jobs that no longer need them. Call before claiming starts. */
-  removeOrphans(): Promise<number>;
+  /**
+   * Removes uploads and work directories of jobs that no longer need them, when last changed at least
+   * `minAgeMs` ago. With 0 (at start-up) call it before claiming starts and before the server listens.
+   */
+  removeOrphans(minAgeMs?: number): Promise<number>;
   start(): void;
   stop(): void;
 }
@@ -46,6 +56,7 @@ export function createRetentionSweeper(options: RetentionOptions): RetentionSwee
   const { store, dataDir, clock, logger, defaultRetentionSeconds } = options;
   const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
   const batchSize = options.batchSize ?? 500;
+  const orphanMinAgeMs = options.orphanMinAgeMs ?? 10 * 60_000;
   let filled = false;
   let sweeping: Promise<number> | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -72,7 +83,20 @@ export function createRetentionSweeper(options: RetentionOptions): RetentionSwee
     if (total > 0) {
       logger.info('expired jobs deleted', { jobs: total });
     }
+    await sweeper.removeOrphans(orphanMinAgeMs);
     return total;
+  };
+
+  /** Whether the entry was last changed before `minAgeMs` ago (an entry gone meanwhile is not). */
+  const oldEnough = async (file: string, minAgeMs: number): Promise<boolean> => {
+    if (minAgeMs <= 0) {
+      return true;
+    }
+    try {
+      return (await stat(file)).mtimeMs <= Date.now() - minAgeMs;
+    } catch {
+      return false;
+    }
   };
 
   const sweeper: RetentionSweeper = {
@@ -84,7 +108,7 @@ export function createRetentionSweeper(options: RetentionOptions): RetentionSwee
       return sweeping;
     },
 
-    async removeOrphans() {
+    async removeOrphans(minAgeMs = 0) {
       const uploads = (await entries(path.join(dataDir, 'uploads'))).filter(isUuid);
       const work = (await entries(path.join(dataDir, 'work'))).filter(isUuid);
       const statuses = await store.statuses([...new Set([...uploads, ...work])]);
@@ -92,14 +116,14 @@ export function createRetentionSweeper(options: RetentionOptions): RetentionSwee
       for (const id of uploads) {
         const status = statuses.get(id);
         // A pending or running job still needs its upload (a retry decodes it again).
-        if (status !== 'pending' && status !== 'processing') {
-          await rm(jobPaths(dataDir, id).upload, { force: true });
+        if (status !== 'pending' && status !== 'processing' && (await oldEnough(jobPaths(dataDir, id).upload, minAgeMs))) {
+          await removePath(jobPaths(dataDir, id).upload);
           removed++;
         }
       }
       for (const id of work) {
-        if (statuses.get(id) !== 'processing') {
-          await rm(jobPaths(dataDir, id).workDir, { recursive: true, force: true });
+        if (statuses.get(id) !== 'processing' && (await oldEnough(jobPaths(dataDir, id).workDir, minAgeMs))) {
+          await removePath(jobPaths(dataDir, id).workDir);
           removed++;
         }
       }

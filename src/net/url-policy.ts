@@ -118,7 +118,9 @@ export function embeddedIpv4(address: string): string[] {
   const found: string[] = [];
   const [g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0, g6 = 0, g7 = 0] = g;
   const zeroPrefix = g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0;
-  if (zeroPrefix && (g5 === 0xffff || g5 === 0)) {
+  // ::1 is the IPv6 loopback, not the IPv4-compatible 0.0.0.1 (RFC 4291 §2.5.5.1); :: is refused on its own.
+  const loopbackOrUnspecified = zeroPrefix && g5 === 0 && g6 === 0 && g7 <= 1;
+  if (zeroPrefix && (g5 === 0xffff || g5 === 0) && !loopbackOrUnspecified) {
     found.push(ipv4FromBits(g6, g7)); // IPv4-mapped ::ffff:a.b.c.d and the old IPv4-compatible ::a.b.c.d
   }
   if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0xffff && g5 === 0) {

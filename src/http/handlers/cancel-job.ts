@@ -9,10 +9,12 @@ import { jobView } from '../../jobs/job-view.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
+import { findJob } from './get-job.ts';
 
 export function cancelJobHandler(deps: ApiDeps): OperationHandler<'cancelJob'> {
   return async (c, _req, res) => {
     const { id } = c.request.params;
+    await findJob(deps, id, res);
     const outcome = await deps.store.cancel(id, deps.clock.now());
     if (!outcome) {
       throw new AppError('job_not_found', `No job has the id ${id}.`);

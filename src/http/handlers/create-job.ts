@@ -13,6 +13,7 @@ import { jobPaths } from '../../jobs/job-files.ts';
 import { jobView } from '../../jobs/job-view.ts';
 import { checkModelRequest } from '../../transcription/model-request.ts';
 import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
+import { ownerOf } from '../api-keys.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobWebhookView } from '../delivery-view.ts';
 import { submissionFingerprint } from '../idempotency.ts';
@@ -94,6 +95,7 @@ async function acceptJob(
       sourceUrl: sourceUrl?.href ?? null,
       retentionSeconds: body.retention_seconds ?? deps.retentionSeconds,
       timestampGranularity: granularity,
+      submittedBy: ownerOf(locals.caller),
     },
     deps.clock.now(),
   );

@@ -7,10 +7,12 @@ import { AppError } from '../../errors.ts';
 import { removeJobFiles } from '../../jobs/job-files.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { OperationHandler } from '../operation-types.ts';
+import { findJob } from './get-job.ts';
 
 export function deleteJobHandler(deps: ApiDeps): OperationHandler<'deleteJob'> {
   return async (c, _req, res) => {
     const { id } = c.request.params;
+    await findJob(deps, id, res);
     const removed = await deps.store.remove(id);
     if (!removed) {
       throw new AppError('job_not_found', `No job has the id ${id}.`);

@@ -1,6 +1,7 @@
 /**
  * @module http/handlers/get-health
  * `GET /health`: cheap checks only (a directory scan and a metadata read), so it answers while workers decode.
+ * It is open to all; with keys configured, where the models live is told only to a request with a valid key.
  */
 import { VAD_NAME } from '../../transcription/model-installer.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -9,6 +10,8 @@ import { sendJson } from '../operation-types.ts';
 
 export function getHealthHandler(deps: ApiDeps): OperationHandler<'getHealth'> {
   return async (_c, _req, res) => {
+    // Keys off: every operation is open (GET /models too), so there is nothing to hide.
+    const where = res.locals.caller === undefined ? 'the models directory' : deps.models.modelsDir;
     const scan = await deps.models.scan();
     const broken = scan.broken.find((model) => model.name === deps.defaultModel);
     const checks: Schemas['Health']['checks'] = [
@@ -16,13 +19,13 @@ export function getHealthHandler(deps: ApiDeps): OperationHandler<'getHealth'> {
         name: 'default_model',
         ok: scan.models.some((model) => model.name === deps.defaultModel),
         detail: broken
-          ? `${deps.defaultModel}: ${broken.reason}`
-          : `${deps.defaultModel} in ${deps.models.modelsDir}`,
+          ? `${deps.defaultModel}: ${broken.reason.replaceAll(deps.models.modelsDir, where)}`
+          : `${deps.defaultModel} in ${where}`,
       },
       {
         name: 'vad_model',
         ok: scan.vadModel !== null,
-        detail: scan.vadModel ?? `silero_vad.onnx is missing from ${deps.models.modelsDir}`,
+        detail: scan.vadModel === null ? `silero_vad.onnx is missing from ${where}` : where === deps.models.modelsDir ? scan.vadModel : 'silero_vad.onnx',
       },
     ];
     const ready = checks.every((check) => check.ok);

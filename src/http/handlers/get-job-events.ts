@@ -22,7 +22,7 @@ function isFinal(event: JobEventRow): boolean {
 
 export function getJobEventsHandler(deps: ApiDeps): OperationHandler<'getJobEvents'> {
   return async (c, req, res) => {
-    const job = await findJob(deps, c.request.params.id);
+    const job = await findJob(deps, c.request.params.id, res);
     const header = req.headers['last-event-id'];
     const resumeFrom = typeof header === 'string' && header !== '' ? header : c.request.query.last_event_id;
     let lastSeq = resumeFrom === undefined ? 0 : Number(resumeFrom);
@@ -30,6 +30,11 @@ export function getJobEventsHandler(deps: ApiDeps): OperationHandler<'getJobEven
     const closed = new AbortController();
     res.on('close', () => closed.abort());
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+    if (req.method === 'HEAD') {
+      // The stream's headers, without following the job.
+      res.end();
+      return;
+    }
     res.flushHeaders();
     let woken = false;
     let wake: (() => void) | null = null;

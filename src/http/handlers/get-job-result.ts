@@ -66,7 +66,7 @@ async function sendTranscript(
 
 export function getJobResultHandler(deps: ApiDeps): OperationHandler<'getJobResult'> {
   return async (c, req, res) => {
-    const job = await findJob(deps, c.request.params.id);
+    const job = await findJob(deps, c.request.params.id, res);
     const format = chooseFormat(req, c.request.query.format);
     res.setHeader('Vary', 'Accept');
     await sendTranscript(deps, res, job, format, c.request.query);
@@ -86,6 +86,6 @@ export function transcriptHandler<O extends keyof typeof TRANSCRIPT_OPERATIONS>(
   return async (c, _req, res) => {
     // Every one of these operations has the job id in its path and at most the subtitle options in its query.
     const { params, query } = c.request as unknown as { params: { id: string }; query: { max_line_width?: number; max_lines_per_cue?: number } };
-    await sendTranscript(deps, res, await findJob(deps, params.id), TRANSCRIPT_OPERATIONS[operation], query);
+    await sendTranscript(deps, res, await findJob(deps, params.id, res), TRANSCRIPT_OPERATIONS[operation], query);
   };
 }

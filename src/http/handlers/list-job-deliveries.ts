@@ -10,7 +10,7 @@ import { findJob } from './get-job.ts';
 
 export function listJobDeliveriesHandler(deps: ApiDeps): OperationHandler<'listJobDeliveries'> {
   return async (c, _req, res) => {
-    const job = await findJob(deps, c.request.params.id);
+    const job = await findJob(deps, c.request.params.id, res);
     const deliveries = await deps.webhooks.deliveries(job.id);
     sendJson(res, 'listJobDeliveries', 200, { deliveries: deliveries.map(({ message, attempts }) => deliveryView(message, attempts)) });
   };

@@ -25,11 +25,14 @@ function decodeCursor(cursor: string): number {
 export function listJobsHandler(deps: ApiDeps): OperationHandler<'listJobs'> {
   return async (c, _req, res) => {
     const { status, limit = 20, offset, cursor } = c.request.query;
+    // An admin key, or keys off: every job; any other key: its own.
+    const caller = res.locals.caller;
     const rows = await deps.store.list({
       status,
       limit: limit + 1,
       offset,
       beforeSeq: cursor === undefined ? undefined : decodeCursor(cursor),
+      submittedBy: caller?.seesAll === false ? caller.scope : undefined,
     });
     const page = rows.slice(0, limit);
     const last = page.at(-1);

@@ -11,7 +11,7 @@ import { findJob } from './get-job.ts';
 
 export function redeliverJobWebhookHandler(deps: ApiDeps): OperationHandler<'redeliverJobWebhook'> {
   return async (c, _req, res) => {
-    const job = await findJob(deps, c.request.params.id);
+    const job = await findJob(deps, c.request.params.id, res);
     const message = await deps.webhooks.redeliver(job.id, c.request.params.delivery_id);
     if (!message) {
       throw new AppError('delivery_not_found', `The job ${job.id} has no delivery ${c.request.params.delivery_id}.`);

@@ -14,6 +14,7 @@ import { INTERACTIVE_PRIORITY } from '../../jobs/job-store.ts';
 import type { JobRow } from '../../jobs/job-store.ts';
 import type { InstalledModel } from '../../transcription/models.ts';
 import { transcriptText } from '../../transcripts/render-transcript.ts';
+import { ownerOf } from '../api-keys.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobView } from '../../jobs/job-view.ts';
 import type { Schemas } from '../operation-types.ts';
@@ -216,6 +217,7 @@ export async function handleAudioRequest(deps: ApiDeps, task: 'transcribe' | 'tr
       // Words are kept whenever the model has them (subtitles are timed by them), unless only segments were asked.
       timestampGranularity: granularities.includes('word') ? 'word' : null,
       priority: INTERACTIVE_PRIORITY,
+      submittedBy: ownerOf(locals.caller),
     },
     deps.clock.now(),
   );
