@@ -731,7 +731,12 @@ export interface components {
          * @description One event of `GET /jobs/{id}/events` as an SSE parser delivers it: its `event` name, its `id` (the value
          *     for `Last-Event-ID`) and its `data`, a JSON document whose shape the event name decides.
          */
-        JobStreamEvent: components["schemas"]["JobStatusStreamEvent"] | components["schemas"]["JobProgressStreamEvent"] | components["schemas"]["JobSegmentStreamEvent"];
+        JobStreamEvent: {
+            /** @description `status`, `progress` or `segment`. */
+            event: string;
+            id: components["schemas"]["StreamEventId"];
+            data: string;
+        };
         JobStatusStreamEvent: {
             /** @constant */
             event: "status";
@@ -955,8 +960,20 @@ export interface components {
          * @enum {string}
          */
         OpenAIResponseFormat: "json" | "text" | "srt" | "verbose_json" | "vtt";
-        /** @description `json` gives `OpenAITranscription`, `verbose_json` gives `OpenAIVerboseTranscription`. */
-        OpenAITranscriptionBody: components["schemas"]["OpenAITranscription"] | components["schemas"]["OpenAIVerboseTranscription"];
+        /**
+         * @description `json` gives `OpenAITranscription` (`text`, `usage`), `verbose_json` gives `OpenAIVerboseTranscription` (with
+         *     `task`, `language`, `duration` and `segments` or `words`). One object with the fields of both, told apart by
+         *     `task`, rather than a `oneOf`: several client generators cannot build a `oneOf` of objects offline.
+         */
+        OpenAITranscriptionBody: {
+            task?: components["schemas"]["Task"];
+            language?: string;
+            duration?: number;
+            text: string;
+            segments?: components["schemas"]["OpenAISegment"][];
+            words?: components["schemas"]["Word"][];
+            usage?: components["schemas"]["OpenAIDurationUsage"];
+        };
         /** @description The `json` format. */
         OpenAITranscription: {
             text: string;
@@ -1009,7 +1026,14 @@ export interface components {
             data: string;
         };
         /** @description One event of a `stream=true` answer (its `data`). */
-        OpenAITranscriptionStreamEvent: components["schemas"]["OpenAITranscriptTextDelta"] | components["schemas"]["OpenAITranscriptTextDone"] | components["schemas"]["OpenAIErrorResponse"];
+        OpenAITranscriptionStreamEvent: {
+            /** @description `transcript.text.delta` or `transcript.text.done`; absent on an error event. */
+            type?: string;
+            delta?: string;
+            text?: string;
+            usage?: components["schemas"]["OpenAIDurationUsage"];
+            error?: components["schemas"]["OpenAIError"];
+        };
         /**
          * @description The text of a segment as soon as it is transcribed. The deltas, concatenated, are the `text` of the done
          *     event (each delta after the first starts with a space).
