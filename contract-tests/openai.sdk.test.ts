@@ -232,7 +232,7 @@ describe('OpenAI SDK: transcriptions', () => {
     const noFile = new FormData();
     noFile.append('model', 'whisper-1');
     const missing = await server.client.post('/v1/audio/translations', { body: noFile });
-    assert.deepEqual((missing.json as { error: object }).error, { message: 'The form needs a file in the field "file", or a "url".', type: 'invalid_request_error', param: 'file', code: 'missing_file' });
+    assert.deepEqual((missing.json as { error: object }).error, { message: 'The form needs a file in the field "file".', type: 'invalid_request_error', param: 'file', code: 'missing_file' });
     await openai.checked();
   });
 

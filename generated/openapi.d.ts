@@ -517,7 +517,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description A model id from `GET /v1/models`. */
+                /** @description A model id from `GET /v1/models`; any other is 404 `model_not_found`. */
                 model: string;
             };
             cookie?: never;
@@ -1979,7 +1979,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description A model id from `GET /v1/models`. */
+                /** @description A model id from `GET /v1/models`; any other is 404 `model_not_found`. */
                 model: string;
             };
             cookie?: never;

@@ -140,6 +140,25 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     getOpenAIModel: getOpenAIModelHandler(deps),
   };
   /** Errors in OpenAI's shape on `/v1/*`, problem+json everywhere else. */
+  // RFC 9110 section 15.5.6: a 405 lists the methods the resource supports. A literal path (`/jobs/from-url`) is
+  // its own resource, although a template (`/jobs/{id}`) matches it too.
+  const allowedMethods = (path: string): string[] => {
+    const literal = api.definition.paths?.[path] !== undefined;
+    return METHODS.map((method) => method.toUpperCase()).filter((method) => {
+      const operation = api.matchOperation({ method, path, headers: {} });
+      return operation !== undefined && (!literal || operation.path === path);
+    });
+  };
+  const answerMethodNotAllowed = (req: Request, res: Response): void => {
+    res.setHeader('Allow', allowedMethods(req.path).join(', '));
+    if (isOpenAIPath(req.path)) {
+      res.status(405).json({ error: { message: `${req.method} is not allowed on ${req.path}.`, type: 'invalid_request_error', param: null, code: null } });
+      return;
+    }
+    res.status(405).type('application/problem+json').send(
+      JSON.stringify({ type: 'about:blank', title: 'Method Not Allowed', status: 405, detail: `${req.method} is not allowed on ${req.path}.` }),
+    );
+  };
   const sendError = (res: Response, error: unknown, instance: string): void => {
     if (isOpenAIPath(instance)) {
       sendOpenAIError(res, error, deps.logger, instance);
@@ -191,16 +210,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
       );
     },
     methodNotAllowed: (_c: Context, req: Request, res: Response) => {
-      // RFC 9110 section 15.5.6: a 405 lists the methods the resource supports.
-      const allowed = METHODS.map((method) => method.toUpperCase()).filter((method) => api.matchOperation({ method, path: req.path, headers: {} }) !== undefined);
-      res.setHeader('Allow', allowed.join(', '));
-      if (isOpenAIPath(req.path)) {
-        res.status(405).json({ error: { message: `${req.method} is not allowed on ${req.path}.`, type: 'invalid_request_error', param: null, code: null } });
-        return;
-      }
-      res.status(405).type('application/problem+json').send(
-        JSON.stringify({ type: 'about:blank', title: 'Method Not Allowed', status: 405, detail: `${req.method} is not allowed on ${req.path}.` }),
-      );
+      answerMethodNotAllowed(req, res);
     },
   });
   await api.init();
@@ -291,8 +301,14 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     next();
   });
   app.use((req, res) => {
+    // openapi-backend would route `GET /jobs/from-url` to `/jobs/{id}`; a literal path answers for itself.
+    const method = routedMethod(req.method);
+    if (api.definition.paths?.[req.path] !== undefined && !allowedMethods(req.path).includes(method.toUpperCase())) {
+      answerMethodNotAllowed(req, res);
+      return;
+    }
     void api
-      .handleRequest({ method: routedMethod(req.method), path: req.path, query: req.query as Record<string, string>, headers: req.headers as Record<string, string>, body: req.body as unknown }, req, res)
+      .handleRequest({ method, path: req.path, query: req.query as Record<string, string>, headers: req.headers as Record<string, string>, body: req.body as unknown }, req, res)
       .catch((error: unknown) => answerProblem(req, res, error));
   });
   return app;

@@ -52,6 +52,9 @@ export function sanitizeFileName(name: string | undefined): string | null {
   return [...cleaned].slice(0, MAX_FILE_NAME_LENGTH).join('');
 }
 
+/** The most bytes of one form field: 4096 characters of at most 4 UTF-8 bytes. */
+const FIELD_MAX_BYTES = 4096 * 4;
+
 interface ParsedForm {
   fields: Record<string, string | string[]>;
   upload: StoredUpload;
@@ -76,8 +79,10 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
         headers: req.headers,
         // Browsers and curl send file names as raw UTF-8; busboy's default reads them as latin1.
         defParamCharset: 'utf8',
-        // busboy reports the limit when the size reaches it; the limit is inclusive, so a file may have maxBytes.
-        limits: { files: 1, fileSize: maxBytes + 1, fields: 20, fieldSize: 4096, parts: 25, fieldNameSize: 100 },
+        // busboy reports a limit when the size reaches it; the limits are inclusive, so a file may have maxBytes.
+        // A field's length in characters is the schema's to check (the longest, OpenAI's `prompt`, is 4096
+        // characters of up to 4 bytes each); busboy only bounds the bytes.
+        limits: { files: 1, fileSize: maxBytes + 1, fields: 20, fieldSize: FIELD_MAX_BYTES + 1, parts: 25, fieldNameSize: 100 },
       });
     } catch {
       reject(new AppError('unsupported_content_type', 'The body must be multipart/form-data with a boundary.'));
@@ -193,7 +198,7 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
           fail(
             noFileChosen
               ? new AppError('missing_file', 'The field "file" holds no file (no file was chosen); send the audio as a file part.')
-              : new AppError('missing_file', 'The form needs a file in the field "file" (a URL goes to POST /jobs/from-url).'),
+              : new AppError('missing_file', 'The form needs a file in the field "file".'),
           );
         }
         if (!failure && upload?.sizeBytes === 0) {
@@ -204,7 +209,7 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
           return;
         }
         await removePath(target).catch(() => undefined);
-        reject(failure ?? new AppError('missing_file', 'The form needs a file in the field "file" (a URL goes to POST /jobs/from-url).'));
+        reject(failure ?? new AppError('missing_file', 'The form needs a file in the field "file".'));
       })();
     });
     // A client that goes away mid-upload never ends the parser: close the file and delete what was written.
