@@ -100,6 +100,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const instance = randomUUID().slice(0, 8);
   const events = new EventEmitter<DispatcherEvents>();
   const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  /**
+   * Running jobs whose worker has started its last decode. Each lets one more job be claimed, so that its
+   * download and ffmpeg run while that decode finishes and the worker goes straight on to it: otherwise every
+   * worker sat idle between jobs through the database writes, the model check and two ffmpeg runs. A job is
+   * only taken early when a worker is about to be free, so jobs beyond the workers stay pending.
+   */
+  const finishing = new Set<string>();
   let accepting = false;
   let claiming = false;
   let wakeAgain = false;
@@ -162,7 +169,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       await heartbeat();
       log.info('audio normalized; transcribing', { duration_seconds: audio.durationSeconds });
       const reporter = createProgressReporter(store, job.id, owner, clock, log);
-      const { transcript, recognizerMs, taskMs } = await pool.runMeasured(
+      const { transcript, recognizerMs, taskMs, decodedSeconds, decodes } = await pool.runMeasured(
         {
           pcmPath: paths.audio,
           model: { name: model.name, ...model.files, multilingual: model.multilingual, languages: model.languages, wordTimestamps: model.wordTimestamps },
@@ -173,6 +180,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         },
         {
           signal,
+          onLastDecode: () => {
+            finishing.add(job.id);
+            void claimLoop();
+          },
           onProgress: (message) => {
             const percent = message.durationSeconds > 0 ? (100 * message.processedSeconds) / message.durationSeconds : 0;
             // 100 means done; the stored transcript is what completes a job.
@@ -193,6 +204,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           // what the service adds (ffmpeg, VAD, IPC, database).
           recognizer_ms: Math.round(recognizerMs),
           task_ms: Math.round(taskMs),
+          decoded_seconds: Math.round(decodedSeconds * 100) / 100,
+          decodes,
         });
         events.emit('job:completed', job.id);
         await rm(paths.upload, { force: true });
@@ -258,7 +271,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     try {
       do {
         wakeAgain = false;
-        while (accepting && running.size < maxWorkers) {
+        while (accepting && running.size < maxWorkers + finishing.size) {
           const owner = `${instance}:${randomUUID()}`;
           const job = await store.claim(owner, clock.now(), leaseMs);
           if (!job) {
@@ -277,6 +290,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             .catch((error: unknown) => logger.error('settling a job failed', { job_id: job.id, error }))
             .finally(() => {
               running.delete(job.id);
+              finishing.delete(job.id);
               void claimLoop();
             });
           running.set(job.id, { controller, done });

@@ -60,6 +60,17 @@ export interface TaskOutput {
   recognizerMs: number;
   /** Wall time of the whole task in this process. */
   taskMs: number;
+  /** Audio handed to the recognizer (windows with their padding) and in how many decodes. */
+  decodedSeconds: number;
+  decodes: number;
+}
+
+/**
+ * Sent once the worker has read all the audio and started its last decode: the job will free the worker
+ * within one window's decode, time enough for the server to prepare the next job.
+ */
+export interface LastDecodeMessage {
+  type: 'cesar:last-decode';
 }
 
 /** Sent to the parent after every decoded segment. */
@@ -95,6 +106,8 @@ interface SherpaVad {
   front(enableExternalBuffer: boolean): { start: number; samples: Float32Array };
   pop(): void;
   flush(): void;
+  reset(): void;
+  clear(): void;
 }
 
 interface SherpaModule {
@@ -384,15 +397,18 @@ const VAD_FEED_SAMPLES = 512;
 const HISTORY_SAMPLES = 120 * SAMPLE_RATE;
 
 /**
- * Streams the audio through Silero VAD and decodes windows of real audio (gaps included, so the engine hears
- * natural context) that span consecutive speech up to the engine's limit, cutting only in silence.
+ * The VAD stays loaded between jobs like the recognizer: creating one loads its ONNX session, which cost about
+ * 0.3 s of a loaded core per job. `reset()` clears its state and sample count: each job sees a fresh detector.
  */
-async function decodeSpeechWindows(
-  vadModel: string,
-  pcmPath: string,
-  decodeSpan: (startSample: number, samples: Float32Array, speech: readonly SpeechInterval[]) => Promise<void>,
-  onSilence: (doneSeconds: number) => void,
-): Promise<void> {
+let loadedVad: { model: string; vad: SherpaVad } | null = null;
+
+function vadFor(vadModel: string): SherpaVad {
+  if (loadedVad?.model === vadModel) {
+    // A failed job may have left speech segments queued, which `reset()` keeps.
+    loadedVad.vad.clear();
+    loadedVad.vad.reset();
+    return loadedVad.vad;
+  }
   const vad = new sherpa.Vad(
     {
       sileroVad: {
@@ -410,6 +426,22 @@ async function decodeSpeechWindows(
     },
     60,
   );
+  loadedVad = { model: vadModel, vad };
+  return vad;
+}
+
+/**
+ * Streams the audio through Silero VAD and decodes windows of real audio (gaps included, so the engine hears
+ * natural context) that span consecutive speech up to the engine's limit, cutting only in silence.
+ */
+async function decodeSpeechWindows(
+  vadModel: string,
+  pcmPath: string,
+  decodeSpan: (startSample: number, samples: Float32Array, speech: readonly SpeechInterval[]) => Promise<void>,
+  onSilence: (doneSeconds: number) => void,
+  onLastDecode: () => void,
+): Promise<void> {
+  const vad = vadFor(vadModel);
   const audio = new SampleHistory();
   const maxWindow = MAX_DECODE_SECONDS * SAMPLE_RATE;
   // Widened on purpose: the closures below change it, which narrowing cannot see.
@@ -494,9 +526,15 @@ async function decodeSpeechWindows(
   vad.flush();
   await drain();
   await decodePending();
+  onLastDecode();
   if (inFlight !== null) {
     await inFlight;
   }
+}
+
+function reportLastDecode(): void {
+  const message: LastDecodeMessage = { type: 'cesar:last-decode' };
+  process.send?.(message);
 }
 
 export default async function transcribe(input: TranscribeTaskInput): Promise<TaskOutput> {
@@ -508,6 +546,8 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
   /** Samples of decoded windows that gave text, per language the engine reported for them. */
   const languages = new Map<string, number>();
   let recognizerMs = 0;
+  let decodedSamples = 0;
+  let decodes = 0;
 
   const decodeSpan = async (startSample: number, samples: Float32Array, speech: readonly SpeechInterval[]): Promise<void> => {
     let offset = startSample;
@@ -521,6 +561,8 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
       const decodeStarted = performance.now();
       const result = await decodeResult(recognizer, window);
       recognizerMs += performance.now() - decodeStarted;
+      decodedSamples += window.length;
+      decodes++;
       const decoded = wordsOf(result, start, end);
       const kept = collapseLoops(decoded);
       const text = kept.length === decoded.length ? result.text.trim() : kept.map((word) => word.word).join(' ');
@@ -559,7 +601,7 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
         const message: ProgressMessage = { type: 'cesar:progress', processedSeconds: doneSeconds, durationSeconds, segment: null, worker: workerReport() };
         process.send?.(message);
       }
-    });
+    }, reportLastDecode);
   } else {
     // Without a VAD model, fixed windows: words at the cuts may suffer, but nothing is dropped.
     const audio = new SampleHistory();
@@ -573,6 +615,7 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
         audio.forgetBefore(decodedUntil);
       }
     }
+    reportLastDecode();
     await decodeSpan(decodedUntil, audio.slice(decodedUntil, audio.end), []);
   }
 
@@ -582,6 +625,8 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
     worker: workerReport(),
     recognizerMs,
     taskMs: performance.now() - taskStarted,
+    decodedSeconds: decodedSamples / SAMPLE_RATE,
+    decodes,
   };
 }
 

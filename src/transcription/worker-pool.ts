@@ -7,13 +7,20 @@ import { Tinypool } from 'tinypool';
 
 import { AppError, ERROR_CODES } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
-import type { ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './transcribe-task.ts';
+import type { LastDecodeMessage, ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './transcribe-task.ts';
 import type { Transcript } from './transcript.ts';
 
+export interface RunOptions {
+  signal: AbortSignal;
+  onProgress: (message: ProgressMessage) => void;
+  /** The worker has read all the audio and started its last decode: it will be free soon. */
+  onLastDecode?: () => void;
+}
+
 export interface TranscriptionPool {
-  run(input: TranscribeTaskInput, options: { signal: AbortSignal; onProgress: (message: ProgressMessage) => void }): Promise<Transcript>;
+  run(input: TranscribeTaskInput, options: RunOptions): Promise<Transcript>;
   /** Like `run`, with the worker's own timings (for benchmarks). */
-  runMeasured(input: TranscribeTaskInput, options: { signal: AbortSignal; onProgress: (message: ProgressMessage) => void }): Promise<TaskOutput>;
+  runMeasured(input: TranscribeTaskInput, options: RunOptions): Promise<TaskOutput>;
   /** Number of worker processes alive now. */
   readonly workerCount: number;
   /** The last report of each live worker process. */
@@ -30,8 +37,16 @@ export interface RecyclePolicy {
   maxRssBytes: number;
 }
 
+function messageType(value: unknown): unknown {
+  return typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+}
+
 function isProgressMessage(value: unknown): value is ProgressMessage {
-  return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'cesar:progress';
+  return messageType(value) === 'cesar:progress';
+}
+
+function isLastDecodeMessage(value: unknown): value is LastDecodeMessage {
+  return messageType(value) === 'cesar:last-decode';
 }
 
 /** Turns what tinypool rejects with (a serialized child error, a crash, an abort) into an AppError. */
@@ -92,7 +107,7 @@ export function createTranscriptionPool(options: { workers: number; env?: Record
   });
   // A worker that exits between jobs (killed from outside) is replaced by tinypool, which reports it here.
   pool.on('error', () => {});
-  const runMeasured: TranscriptionPool['runMeasured'] = async (input, { signal, onProgress }) => {
+  const runMeasured: TranscriptionPool['runMeasured'] = async (input, { signal, onProgress, onLastDecode }) => {
     let output: TaskOutput;
     try {
       output = (await pool.run(input, {
@@ -102,6 +117,8 @@ export function createTranscriptionPool(options: { workers: number; env?: Record
             if (isProgressMessage(message)) {
               remember(message.worker);
               onProgress(message);
+            } else if (isLastDecodeMessage(message)) {
+              onLastDecode?.();
             }
           },
         },
