@@ -2,7 +2,7 @@
  * Full-load throughput: the service against the bare engine on the same clips, in the same run.
  *
  *   CESAR_MODELS_DIR=/path/to/models npm run bench:throughput -- [--workers 2] [--rounds 4] [--model tiny.en]
- *                                                                 [--clips /work/shared/speech]
+ *                                                                 [--clips /work/shared/speech] [--service DIR]
  *
  * The clips are every `en_*` file of the clips directory, in the order of its MANIFEST.tsv (or by name).
  * - service: a real server process (`src/main.ts`) with N workers, warmed up by one job per worker; every clip is
@@ -237,8 +237,8 @@ class Server {
     this.base = base;
   }
 
-  static async start(workers: number, model: string, modelsDir: string, dataDir: string): Promise<Server> {
-    const child = spawn(process.execPath, [path.join(import.meta.dirname, '..', 'src', 'main.ts'), '--port', '0', '--workers', String(workers), '--default-model', model, '--log-format', 'json'], {
+  static async start(serviceDir: string, workers: number, model: string, modelsDir: string, dataDir: string): Promise<Server> {
+    const child = spawn(process.execPath, [path.join(serviceDir, 'src', 'main.ts'), '--port', '0', '--workers', String(workers), '--default-model', model, '--log-format', 'json'], {
       env: { ...process.env, CESAR_MODELS_DIR: modelsDir, CESAR_DATA_DIR: dataDir },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -342,6 +342,8 @@ async function main(): Promise<void> {
   const rounds = Number(option('rounds', '4'));
   const modelName = option('model', 'tiny.en');
   const clipsDir = option('clips', '/work/shared/speech');
+  // Another checkout of the service (an older commit, for a before/after figure); this one by default.
+  const serviceDir = path.resolve(option('service', path.join(import.meta.dirname, '..')));
   const modelsDir = process.env.CESAR_MODELS_DIR;
   if (!modelsDir) {
     throw new Error('set CESAR_MODELS_DIR');
@@ -364,12 +366,13 @@ async function main(): Promise<void> {
       clips.push({ name, file, bytes: await readFile(file), seconds: (await readFile(pcm)).length / 2 / SAMPLE_RATE });
     }
     const audioSeconds = sum(clips.map((clip) => clip.seconds));
+    out(`service: ${serviceDir}`);
     out(`clips: ${clips.length} (${names[0]} ... ${names.at(-1)}), ${audioSeconds.toFixed(1)} s of audio; model ${modelName}; ${workers} workers; ${rounds} rounds`);
     out(`machine: ${os.cpus().length} cores, load average ${os.loadavg().map((value) => value.toFixed(2)).join(' ')}`);
 
     engine = await EnginePool.start(workers, model, tmp, clips.length);
     const dataDir = path.join(tmp, 'data');
-    server = await Server.start(workers, modelName, modelsDir, dataDir);
+    server = await Server.start(serviceDir, workers, modelName, modelsDir, dataDir);
     // Warm-up: every process loads its model and decodes once before timing starts.
     const warm = clips.reduce((best, clip) => (clip.seconds < best.seconds ? clip : best));
     await engine.run(Array.from({ length: workers }, () => clips.indexOf(warm)));
