@@ -22,4 +22,14 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
   },
+  {
+    // The core knows nothing of HTTP: what it shares with the API (the job view) lives in the core.
+    files: ['src/jobs/**', 'src/webhooks/**', 'src/transcription/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^\\.{1,2}/(.*/)?http/', message: 'src/jobs, src/webhooks and src/transcription must not depend on src/http.' }] },
+      ],
+    },
+  },
 );

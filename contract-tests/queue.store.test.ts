@@ -9,12 +9,13 @@ import { promisify } from 'node:util';
 
 import { openDatabase } from '../src/jobs/database.ts';
 import type { Database } from '../src/jobs/database.ts';
-import { jobPaths, retryDelayMs } from '../src/jobs/dispatcher.ts';
+import { retryDelayMs } from '../src/jobs/dispatcher.ts';
+import { jobPaths } from '../src/jobs/job-files.ts';
 import { createJobStore } from '../src/jobs/job-store.ts';
 import type { JobStore, NewJob } from '../src/jobs/job-store.ts';
 import { createRetentionSweeper } from '../src/jobs/retention.ts';
 import { silentLogger } from '../src/logger.ts';
-import type { Transcript } from '../src/transcription/transcript.ts';
+import type { Transcript } from '../src/transcripts/transcript.ts';
 import { tempDir } from './support/harness.ts';
 
 const T0 = Date.UTC(2026, 0, 1);

@@ -16,7 +16,7 @@ import { createApp } from '../src/http/app.ts';
 import { createIdempotencyStore } from '../src/jobs/idempotency-store.ts';
 import { createJobEventLog } from '../src/jobs/job-events.ts';
 import { openDatabase } from '../src/jobs/database.ts';
-import { systemClock } from '../src/jobs/dispatcher.ts';
+import { systemClock } from '../src/clock.ts';
 import { createJobStore } from '../src/jobs/job-store.ts';
 import type { NewJob } from '../src/jobs/job-store.ts';
 import { silentLogger } from '../src/logger.ts';

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 
 import { openDatabase } from '../src/jobs/database.ts';
 import type { DispatcherEvents } from '../src/jobs/dispatcher.ts';
-import { systemClock } from '../src/jobs/dispatcher.ts';
+import { systemClock } from '../src/clock.ts';
 import { createJobEventLog } from '../src/jobs/job-events.ts';
 import { createJobStore } from '../src/jobs/job-store.ts';
 import { silentLogger } from '../src/logger.ts';

@@ -8,13 +8,15 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 
 import { bundledFfmpegPath, createFfmpeg } from './audio/ffmpeg.ts';
+import { systemClock } from './clock.ts';
+import type { Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { createApiKeyVerifier } from './http/api-keys.ts';
 import { createApp } from './http/app.ts';
 import { openDatabase } from './jobs/database.ts';
 import type { Database } from './jobs/database.ts';
-import { createDispatcher, systemClock } from './jobs/dispatcher.ts';
-import type { Clock, Dispatcher } from './jobs/dispatcher.ts';
+import { createDispatcher } from './jobs/dispatcher.ts';
+import type { Dispatcher } from './jobs/dispatcher.ts';
 import { createIdempotencyStore } from './jobs/idempotency-store.ts';
 import { createJobEventLog } from './jobs/job-events.ts';
 import { createJobStore } from './jobs/job-store.ts';

@@ -11,7 +11,7 @@ import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { loadConfig } from '../../src/config.ts';
-import type { Clock } from '../../src/jobs/dispatcher.ts';
+import type { Clock } from '../../src/clock.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Service } from '../../src/service.ts';
 import { createService } from '../../src/service.ts';

@@ -3,7 +3,7 @@
  * A clock that moves only when the test moves it: backoff, lease and retention tests advance time instead of
  * sleeping.
  */
-import type { Clock } from '../../src/jobs/dispatcher.ts';
+import type { Clock } from '../../src/clock.ts';
 
 export interface ManualClock extends Clock {
   advance(ms: number): void;

@@ -12,10 +12,10 @@ import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 
 import { AppError } from '../errors.ts';
+import { pcmDurationSeconds, SAMPLE_RATE } from './pcm.ts';
 
 const require = createRequire(import.meta.url);
 
-export const SAMPLE_RATE = 16_000;
 /** Demuxers of real audio and video containers; playlists, concat scripts and image sequences are absent. */
 export const ALLOWED_FORMATS = ['wav', 'w64', 'mp3', 'flac', 'ogg', 'mov', 'matroska', 'webm', 'aac', 'aiff', 'caf', 'amr', 'asf'];
 const STDERR_LIMIT_BYTES = 64 * 1024;
@@ -105,7 +105,8 @@ export function createFfmpeg(options: { binaryPath: string; timeoutMs: number; m
       killSignal: 'SIGKILL',
     });
     let stderr = '';
-    let refusal: AppError | null = null;
+    // Widened on purpose: the stderr handler sets it, which narrowing cannot see.
+    let refusal = null as AppError | null;
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (text: string) => {
       if (stderr.length < STDERR_LIMIT_BYTES) {
@@ -190,7 +191,7 @@ export function createFfmpeg(options: { binaryPath: string; timeoutMs: number; m
       if (size < 2) {
         throw new AppError('empty_audio', 'The audio stream has no samples.');
       }
-      const durationSeconds = size / 2 / SAMPLE_RATE;
+      const durationSeconds = pcmDurationSeconds(size);
       if (maxDurationSeconds > 0 && durationSeconds > maxDurationSeconds + DURATION_TOLERANCE_SECONDS) {
         throw tooLong(maxDurationSeconds);
       }

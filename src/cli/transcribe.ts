@@ -10,12 +10,14 @@ import path from 'node:path';
 import process from 'node:process';
 
 import { bundledFfmpegPath, createFfmpeg } from '../audio/ffmpeg.ts';
+import { listOf } from '../domain.ts';
+import type { JobTask, ResultFormat } from '../domain.ts';
 import { isAppError } from '../errors.ts';
+import { checkModelRequest } from '../transcription/model-request.ts';
 import { createModelCatalog } from '../transcription/models.ts';
 import type { InstalledModel } from '../transcription/models.ts';
-import { renderTranscript } from '../transcription/transcript.ts';
-import type { ResultFormat } from '../transcription/transcript.ts';
 import { createTranscriptionPool } from '../transcription/worker-pool.ts';
+import { renderTranscript } from '../transcripts/render-transcript.ts';
 import { parseCommandArgs, stringOption } from './args.ts';
 import type { OptionSpec } from './args.ts';
 import { CliError, EXIT, UsageError } from './exit-codes.ts';
@@ -50,7 +52,7 @@ const OPTIONS: OptionSpec = {
   help: { type: 'boolean', short: 'h' },
 };
 
-export const RESULT_FORMATS: readonly ResultFormat[] = ['txt', 'json', 'verbose_json', 'srt', 'vtt'];
+export const RESULT_FORMATS: readonly ResultFormat[] = listOf<ResultFormat>()(['txt', 'json', 'verbose_json', 'srt', 'vtt']);
 
 export function parseFormats(raw: string | undefined): ResultFormat[] {
   const formats = (raw ?? 'txt').split(',').map((format) => format.trim());
@@ -67,12 +69,11 @@ function outputName(file: string, format: ResultFormat, extension: string): stri
   return format === 'verbose_json' ? `${base}.verbose.json` : `${base}.${extension}`;
 }
 
-function checkRequest(model: InstalledModel, language: string | null, task: 'transcribe' | 'translate'): void {
-  if (language !== null && !model.languages.includes(language)) {
-    throw new CliError(`the model ${model.name} does not support the language ${language} (it knows: ${model.languages.join(', ')})`, EXIT.usage);
-  }
-  if (task === 'translate' && !model.multilingual) {
-    throw new CliError(`the model ${model.name} is English-only and cannot translate`, EXIT.usage);
+function checkRequest(model: InstalledModel, language: string | null, task: JobTask): void {
+  const refused = checkModelRequest(model, { language, task });
+  if (refused !== null) {
+    const known = refused.code === 'unsupported_language' ? ` It knows: ${model.languages.join(', ')}.` : '';
+    throw new CliError(`${refused.message}${known}`, EXIT.usage);
   }
 }
 
@@ -89,7 +90,7 @@ export async function transcribeCommand(argv: readonly string[]): Promise<number
   if (taskOption !== 'transcribe' && taskOption !== 'translate') {
     throw new UsageError(`--task must be transcribe or translate, got ${JSON.stringify(taskOption)}`);
   }
-  const task: 'transcribe' | 'translate' = taskOption;
+  const task: JobTask = taskOption;
   const language = stringOption(values, 'language') ?? null;
   if (language !== null && !/^[a-z]{2,3}$/.test(language)) {
     throw new UsageError(`--language must be a language code such as en or de, got ${JSON.stringify(language)}`);

@@ -28,7 +28,7 @@ export function requireApiKey(options: {
   return (req: Request, res: Response, next: NextFunction) => {
     const scope = options.verifier.verify(req.headers[API_KEY_HEADER]);
     if (scope !== null) {
-      (res.locals as AuthLocals).apiKeyScope = scope;
+      res.locals.apiKeyScope = scope;
       next();
       return;
     }

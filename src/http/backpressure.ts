@@ -7,7 +7,6 @@ import type { RequestHandler } from 'express';
 
 import { AppError } from '../errors.ts';
 import type { ApiDeps } from './deps.ts';
-import type { IdempotencyLocals } from './idempotency.ts';
 import { sendProblem } from './problem.ts';
 
 /** What a refused client is told to wait: about the time a worker needs for a short recording. */
@@ -16,7 +15,7 @@ export const QUEUE_FULL_RETRY_AFTER_SECONDS = 30;
 export function queueBackpressure(deps: Pick<ApiDeps, 'store' | 'maxPendingJobs' | 'logger'>): RequestHandler {
   return (req, res, next) => {
     // A retry of a submission already answered gets its job back, full queue or not: it adds no work.
-    if ((res.locals as IdempotencyLocals).idempotency?.claim.kind === 'done') {
+    if (res.locals.idempotency?.claim.kind === 'done') {
       next();
       return;
     }

@@ -2,7 +2,8 @@
  * @module http/deps
  * What the HTTP handlers need from the rest of the service; built in `main.ts` or by a test.
  */
-import type { Dispatcher, Clock } from '../jobs/dispatcher.ts';
+import type { Clock } from '../clock.ts';
+import type { Dispatcher } from '../jobs/dispatcher.ts';
 import type { JobStore } from '../jobs/job-store.ts';
 import type { IdempotencyStore } from '../jobs/idempotency-store.ts';
 import type { JobEventLog } from '../jobs/job-events.ts';

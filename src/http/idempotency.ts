@@ -9,9 +9,8 @@ import { createHash } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 import { AppError } from '../errors.ts';
-import type { Clock } from '../jobs/dispatcher.ts';
+import type { Clock } from '../clock.ts';
 import type { IdempotencyClaim, IdempotencyStore } from '../jobs/idempotency-store.ts';
-import type { AuthLocals } from './auth.ts';
 
 export interface IdempotencyLocals {
   idempotency?: { scope: string; key: string; claim: IdempotencyClaim };
@@ -44,7 +43,7 @@ export function submissionFingerprint(fileSha256: string | null, fields: Readonl
 
 /** Frees the key of a request that is about to fail, before the answer goes out, so an immediate retry may use it. */
 export async function releaseIdempotencyKey(res: Response, store: IdempotencyStore): Promise<void> {
-  const held = (res.locals as IdempotencyLocals).idempotency;
+  const held = res.locals.idempotency;
   if (held?.claim.kind === 'owner') {
     await store.abandon(held.scope, held.key);
   }
@@ -69,7 +68,7 @@ export function idempotencyGate(options: {
       next();
       return;
     }
-    const scope = (res.locals as AuthLocals).apiKeyScope ?? '';
+    const scope = res.locals.apiKeyScope ?? '';
     const ownedKey = key;
     options.store.claim(scope, ownedKey, options.clock.now(), options.ttlMs).then(
       (claim) => {
@@ -79,7 +78,7 @@ export function idempotencyGate(options: {
           options.onError(res, new AppError('idempotency_key_in_use', 'A request with this Idempotency-Key is still being handled; retry once it has been answered.'));
           return;
         }
-        (res.locals as IdempotencyLocals).idempotency = { scope, key: ownedKey, claim };
+        res.locals.idempotency = { scope, key: ownedKey, claim };
         if (claim.kind === 'owner') {
           // Whatever happens next, a key whose request made no job is freed (completed keys are kept).
           res.on('close', () => void options.store.abandon(scope, ownedKey).catch(() => undefined));

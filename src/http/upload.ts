@@ -184,7 +184,7 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, allowedFi
 
 /** Deletes the stored upload of a request that no job took; call before answering with an error. */
 export async function discardUpload(res: Response): Promise<void> {
-  const locals = res.locals as UploadLocals;
+  const { locals } = res;
   if (locals.upload && !locals.uploadClaimed) {
     locals.uploadClaimed = true;
     await rm(locals.upload.path, { force: true });
@@ -203,7 +203,7 @@ export function multipartUpload(options: {
   validateFields?: (fields: Record<string, unknown>) => void;
   onError: (res: Response, error: unknown) => void;
 }): RequestHandler {
-  return (req: Request, res: Response<unknown, UploadLocals>, next: NextFunction) => {
+  return (req: Request, res: Response, next: NextFunction) => {
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     if (!type.startsWith('multipart/form-data')) {
       options.onError(res, new AppError('unsupported_content_type', 'Send the audio as multipart/form-data with a "file" field, or a url as application/json.'));

@@ -8,23 +8,20 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir, rm } from 'node:fs/promises';
-import path from 'node:path';
 
 import type { Ffmpeg } from '../audio/ffmpeg.ts';
+import { systemClock } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import { AppError, isAppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { MediaDownloader } from '../net/media-download.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
-import type { ProgressMessage } from '../transcription/transcribe-task.ts';
+import type { ProgressMessage } from '../transcription/task-messages.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
+import { jobPaths } from './job-files.ts';
 import type { JobFailure, JobRow, JobStore } from './job-store.ts';
+import { progressPercent } from './job-view.ts';
 import { createProgressReporter } from './progress-reporter.ts';
-
-export interface Clock {
-  now(): number;
-}
-
-export const systemClock: Clock = { now: () => Date.now() };
 
 export interface DispatcherOptions {
   store: JobStore;
@@ -83,11 +80,6 @@ class JobAbort extends Error {
 export function retryDelayMs(attempt: number, baseMs: number, maxMs: number, random: () => number): number {
   const exponential = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(exponential * (0.75 + random() * 0.5));
-}
-
-export function jobPaths(dataDir: string, id: string): { upload: string; workDir: string; audio: string } {
-  const workDir = path.join(dataDir, 'work', id);
-  return { upload: path.join(dataDir, 'uploads', id), workDir, audio: path.join(workDir, 'audio.pcm') };
 }
 
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
@@ -185,9 +177,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             void claimLoop();
           },
           onProgress: (message) => {
-            const percent = message.durationSeconds > 0 ? (100 * message.processedSeconds) / message.durationSeconds : 0;
-            // 100 means done; the stored transcript is what completes a job.
-            progress = { progress: Math.min(99, Math.round(percent * 10) / 10), durationSeconds: message.durationSeconds };
+            progress = { progress: progressPercent(message.processedSeconds, message.durationSeconds), durationSeconds: message.durationSeconds };
             events.emit('job:progress', job.id, message);
             reporter.report(progress.progress, message.processedSeconds);
           },

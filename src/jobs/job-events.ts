@@ -6,10 +6,12 @@
  */
 import { EventEmitter } from 'node:events';
 
-import type { ProgressMessage } from '../transcription/transcribe-task.ts';
+import type { Clock } from '../clock.ts';
+import type { ProgressMessage } from '../transcription/task-messages.ts';
 import type { Database } from './database.ts';
-import type { Clock, DispatcherEvents } from './dispatcher.ts';
+import type { DispatcherEvents } from './dispatcher.ts';
 import type { JobRow } from './job-store.ts';
+import { jobStateView, progressPercent } from './job-view.ts';
 
 export type JobEventType = 'status' | 'progress' | 'segment';
 
@@ -32,14 +34,6 @@ export interface JobEventLog {
   stop(): void;
 }
 
-export function statusEventData(job: JobRow): string {
-  return JSON.stringify({
-    status: job.status,
-    progress: job.status === 'completed' ? 100 : job.progress,
-    error: job.error_code !== null && job.status !== 'completed' ? { code: job.error_code, message: job.error_message ?? '' } : null,
-  });
-}
-
 export function createJobEventLog(db: Database, clock: Clock, onError: (error: unknown) => void): JobEventLog {
   const appended = new EventEmitter<{ appended: [jobId: string] }>();
   appended.setMaxListeners(0);
@@ -56,7 +50,7 @@ export function createJobEventLog(db: Database, clock: Clock, onError: (error: u
       if (lastStatus === job.status) {
         return false;
       }
-      await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'status', ?, ?)`, [jobId, statusEventData(job), clock.now()]);
+      await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'status', ?, ?)`, [jobId, JSON.stringify(jobStateView(job)), clock.now()]);
       return true;
     });
     if (added) {
@@ -65,7 +59,7 @@ export function createJobEventLog(db: Database, clock: Clock, onError: (error: u
   };
 
   const onProgress = async (jobId: string, message: ProgressMessage): Promise<void> => {
-    const percent = message.durationSeconds > 0 ? Math.min(99, Math.round((1000 * message.processedSeconds) / message.durationSeconds) / 10) : 0;
+    const percent = progressPercent(message.processedSeconds, message.durationSeconds);
     const now = clock.now();
     const { segment } = message;
     await db.transaction(async (tx) => {

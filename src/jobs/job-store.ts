@@ -4,12 +4,11 @@
  * atomic `UPDATE ... RETURNING` that sets an owner token and a lease, and every later change names that token,
  * so a worker that lost its lease (reaped, deleted, canceled) changes nothing.
  */
-import type { Transcript } from '../transcription/transcript.ts';
+import type { JobStatus, JobTask, TimestampGranularity } from '../domain.ts';
+import type { Transcript } from '../transcripts/transcript.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { Database } from './database.ts';
 
-export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'canceled';
-export type JobTask = 'transcribe' | 'translate';
 
 export interface JobRow {
   seq: number;
@@ -43,7 +42,6 @@ export interface JobRow {
   speed: number | null;
 }
 
-export type TimestampGranularity = 'segment' | 'word';
 
 export interface NewJob {
   id: string;

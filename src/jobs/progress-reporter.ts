@@ -4,8 +4,8 @@
  * move with the audio rather than with the lease heartbeat. Writes never queue up: while one is in flight only
  * the newest values wait, and they are written when it lands.
  */
+import type { Clock } from '../clock.ts';
 import type { Logger } from '../logger.ts';
-import type { Clock } from './dispatcher.ts';
 import type { JobStore, TranscriptionProgress } from './job-store.ts';
 
 export interface ProgressReporter {

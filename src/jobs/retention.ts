@@ -6,9 +6,9 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
+import type { Clock } from '../clock.ts';
 import type { Logger } from '../logger.ts';
-import type { Clock } from './dispatcher.ts';
-import { jobPaths } from './dispatcher.ts';
+import { jobPaths, removeJobFiles } from './job-files.ts';
 import type { JobStore } from './job-store.ts';
 
 export interface RetentionOptions {
@@ -50,12 +50,6 @@ export function createRetentionSweeper(options: RetentionOptions): RetentionSwee
   let sweeping: Promise<number> | null = null;
   let timer: NodeJS.Timeout | null = null;
 
-  const removeFiles = async (id: string): Promise<void> => {
-    const paths = jobPaths(dataDir, id);
-    await rm(paths.upload, { force: true });
-    await rm(paths.workDir, { recursive: true, force: true });
-  };
-
   const sweepOnce = async (): Promise<number> => {
     if (!filled) {
       const count = await store.fillRetention(defaultRetentionSeconds);
@@ -68,7 +62,7 @@ export function createRetentionSweeper(options: RetentionOptions): RetentionSwee
     for (;;) {
       const removed = await store.removeExpired(clock.now(), batchSize);
       for (const job of removed) {
-        await removeFiles(job.id);
+        await removeJobFiles(dataDir, job.id);
       }
       total += removed.length;
       if (removed.length < batchSize) {

@@ -45,7 +45,8 @@ export interface ModelCatalog {
   readonly modelsDir: string;
 }
 
-const MODEL_DIR_PREFIX = 'sherpa-onnx-whisper-';
+/** The folder name of an installed Whisper model, before the model's name (as in the release archives). */
+export const MODEL_DIR_PREFIX = 'sherpa-onnx-whisper-';
 export const VAD_MODEL_FILE = 'silero_vad.onnx';
 
 async function fileSize(file: string): Promise<number | null> {

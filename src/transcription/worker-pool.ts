@@ -7,8 +7,9 @@ import { Tinypool } from 'tinypool';
 
 import { AppError, ERROR_CODES } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
-import type { LastDecodeMessage, ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './transcribe-task.ts';
-import type { Transcript } from './transcript.ts';
+import { isLastDecodeMessage, isProgressMessage } from './task-messages.ts';
+import type { ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './task-messages.ts';
+import type { Transcript } from '../transcripts/transcript.ts';
 
 export interface RunOptions {
   signal: AbortSignal;
@@ -35,18 +36,6 @@ export interface RecyclePolicy {
   maxJobs: number;
   /** Replace a worker process once its resident memory passes this (0: never). */
   maxRssBytes: number;
-}
-
-function messageType(value: unknown): unknown {
-  return typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
-}
-
-function isProgressMessage(value: unknown): value is ProgressMessage {
-  return messageType(value) === 'cesar:progress';
-}
-
-function isLastDecodeMessage(value: unknown): value is LastDecodeMessage {
-  return messageType(value) === 'cesar:last-decode';
 }
 
 /** Turns what tinypool rejects with (a serialized child error, a crash, an abort) into an AppError. */

@@ -5,7 +5,7 @@
  * retried with exponential backoff and jitter, or later when the receiver's `Retry-After` asks for more.
  */
 import { isAppError } from '../errors.ts';
-import type { Clock } from '../jobs/dispatcher.ts';
+import type { Clock } from '../clock.ts';
 import type { Logger } from '../logger.ts';
 import type { AttemptOutcome, MessageRow, Outbox } from './outbox.ts';
 import { signatureHeader } from './signature.ts';

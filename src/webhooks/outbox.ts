@@ -4,13 +4,12 @@
  * changed a job, so an event is queued whichever code path ended the job (worker, reaper, cancel) and even when
  * the process died between the job's change and the message: the next sweep finds the job still unannounced.
  */
+import type { DeliveryStatus, WebhookEvent } from '../domain.ts';
 import type { Database } from '../jobs/database.ts';
 import type { JobRow } from '../jobs/job-store.ts';
 import { newMessageId } from './signature.ts';
-import type { WebhookEvent } from './webhook-events.ts';
 import { isWebhookEvent } from './webhook-events.ts';
 
-export type DeliveryStatus = 'pending' | 'delivering' | 'succeeded' | 'failed' | 'disabled';
 
 export interface MessageRow {
   seq: number;

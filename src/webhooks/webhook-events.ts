@@ -2,10 +2,11 @@
  * @module webhooks/webhook-events
  * The events a job can post, and which ones a submission asked for.
  */
-export type WebhookEvent = 'processing' | 'completed' | 'failed' | 'canceled';
+import { listOf } from '../domain.ts';
+import type { WebhookEvent } from '../domain.ts';
 
 export const DEFAULT_WEBHOOK_EVENTS: readonly WebhookEvent[] = ['completed', 'failed', 'canceled'];
-const ALL: readonly WebhookEvent[] = ['processing', 'completed', 'failed', 'canceled'];
+const ALL: readonly WebhookEvent[] = listOf<WebhookEvent>()(['processing', 'completed', 'failed', 'canceled']);
 
 export function isWebhookEvent(value: string): value is WebhookEvent {
   return (ALL as readonly string[]).includes(value);

@@ -5,16 +5,17 @@
  */
 import type { EventEmitter } from 'node:events';
 
+import type { Clock } from '../clock.ts';
+import type { WebhookEvent } from '../domain.ts';
 import { AppError } from '../errors.ts';
-import { jobView } from '../http/job-view.ts';
 import type { Database } from '../jobs/database.ts';
-import type { Clock, DispatcherEvents } from '../jobs/dispatcher.ts';
+import type { DispatcherEvents } from '../jobs/dispatcher.ts';
+import { jobView } from '../jobs/job-view.ts';
 import type { Logger } from '../logger.ts';
 import { createDeliverer } from './deliverer.ts';
 import type { Deliverer } from './deliverer.ts';
 import { createOutbox } from './outbox.ts';
 import type { AttemptRow, JobWebhookRow, MessageRow, Outbox } from './outbox.ts';
-import type { WebhookEvent } from './webhook-events.ts';
 import type { WebhookTarget } from './webhook-target.ts';
 
 export interface WebhookSettings {

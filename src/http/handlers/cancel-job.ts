@@ -3,12 +3,10 @@
  * `POST /jobs/{id}/cancel`: marks the job canceled first, which fences off a worker still running it, then
  * stops that worker (its ffmpeg and pool task end, the slot is freed) and deletes the files; the record stays.
  */
-import { rm } from 'node:fs/promises';
-
 import { AppError } from '../../errors.ts';
-import { jobPaths } from '../../jobs/dispatcher.ts';
+import { removeJobFiles } from '../../jobs/job-files.ts';
+import { jobView } from '../../jobs/job-view.ts';
 import type { ApiDeps } from '../deps.ts';
-import { jobView } from '../job-view.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 
@@ -24,9 +22,7 @@ export function cancelJobHandler(deps: ApiDeps): OperationHandler<'cancelJob'> {
     }
     // A job running in another process notices at its next heartbeat, when it finds its lease gone.
     const stopped = deps.dispatcher.abortJob(id);
-    const paths = jobPaths(deps.dataDir, id);
-    await rm(paths.upload, { force: true });
-    await rm(paths.workDir, { recursive: true, force: true });
+    await removeJobFiles(deps.dataDir, id);
     deps.logger.info('job canceled', { job_id: id, was: outcome.before.status, worker_stopped: stopped });
     const job = await deps.store.get(id);
     if (!job) {

@@ -7,16 +7,15 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 
 import { AppError } from '../../errors.ts';
-import { jobPaths } from '../../jobs/dispatcher.ts';
+import { jobPaths } from '../../jobs/job-files.ts';
+import { jobView } from '../../jobs/job-view.ts';
+import { checkModelRequest } from '../../transcription/model-request.ts';
 import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jobWebhookView } from '../delivery-view.ts';
-import type { IdempotencyLocals } from '../idempotency.ts';
 import { submissionFingerprint } from '../idempotency.ts';
-import { jobView } from '../job-view.ts';
 import type { OperationHandler, Schemas } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
-import type { UploadLocals } from '../upload.ts';
 import { sanitizeFileName } from '../upload.ts';
 
 /** The last path segment of a URL as a display name, sanitized like an upload's. */
@@ -31,7 +30,7 @@ function urlFileName(url: URL | null): string | null {
 
 export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
   return async (c, req, res) => {
-    const locals = res.locals as UploadLocals & IdempotencyLocals;
+    const { locals } = res;
     const upload = locals.upload;
     const body = c.request.requestBody as Schemas['JobSubmission'] | Schemas['JobUrlSubmission'];
     const idempotency = locals.idempotency;
@@ -60,14 +59,10 @@ export function createJobHandler(deps: ApiDeps): OperationHandler<'createJob'> {
       });
     }
     const language = body.language ?? null;
-    if (language !== null && !model.languages.includes(language)) {
-      throw new AppError('unsupported_language', `The model ${model.name} does not support the language ${language}.`, {
-        supported_languages: [...model.languages],
-      });
-    }
     const task = body.task ?? 'transcribe';
-    if (task === 'translate' && !model.multilingual) {
-      throw new AppError('unsupported_task', `The model ${model.name} is English-only and cannot translate.`);
+    const refused = checkModelRequest(model, { language, task });
+    if (refused !== null) {
+      throw new AppError(refused.code, refused.message, refused.code === 'unsupported_language' ? { supported_languages: [...model.languages] } : {});
     }
     const granularity = body.timestamp_granularity ?? null;
     if (granularity === 'word' && !model.wordTimestamps) {

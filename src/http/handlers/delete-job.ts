@@ -3,10 +3,8 @@
  * `DELETE /jobs/{id}`: removes the record first, so a worker still running the job is fenced off and its
  * result dropped, then stops that worker and deletes the files.
  */
-import { rm } from 'node:fs/promises';
-
 import { AppError } from '../../errors.ts';
-import { jobPaths } from '../../jobs/dispatcher.ts';
+import { removeJobFiles } from '../../jobs/job-files.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { OperationHandler } from '../operation-types.ts';
 
@@ -18,9 +16,7 @@ export function deleteJobHandler(deps: ApiDeps): OperationHandler<'deleteJob'> {
       throw new AppError('job_not_found', `No job has the id ${id}.`);
     }
     deps.dispatcher.abortJob(id);
-    const paths = jobPaths(deps.dataDir, id);
-    await rm(paths.upload, { force: true });
-    await rm(paths.workDir, { recursive: true, force: true });
+    await removeJobFiles(deps.dataDir, id);
     deps.logger.info('job deleted', { job_id: id, status: removed.status });
     res.status(204).end();
   };

@@ -4,9 +4,9 @@
  */
 import type { Request } from 'express';
 
+import type { ResultFormat } from '../../domain.ts';
 import { AppError } from '../../errors.ts';
-import { DEFAULT_SUBTITLE_OPTIONS, renderTranscript } from '../../transcription/transcript.ts';
-import type { ResultFormat } from '../../transcription/transcript.ts';
+import { DEFAULT_SUBTITLE_OPTIONS, renderTranscript } from '../../transcripts/render-transcript.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { findJob } from './get-job.ts';

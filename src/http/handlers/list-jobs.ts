@@ -3,8 +3,8 @@
  * `GET /jobs`: newest first, paged by offset or by an opaque cursor (stable while new jobs arrive).
  */
 import { AppError } from '../../errors.ts';
+import { jobView } from '../../jobs/job-view.ts';
 import type { ApiDeps } from '../deps.ts';
-import { jobView } from '../job-view.ts';
 import type { OperationHandler } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
 

@@ -1,9 +1,12 @@
 /**
- * @module http/job-view
- * The API's view of a job record: what `GET /jobs/{id}` and friends return.
+ * @module jobs/job-view
+ * The one projection of a job record: what `GET /jobs/{id}` and friends return, what a webhook carries, and the
+ * status, progress and error of the live event stream, so none of them can tell a job's state differently.
  */
-import type { JobRow } from '../jobs/job-store.ts';
-import type { Schemas } from './operation-types.ts';
+import type { components } from '../../generated/openapi.d.ts';
+import type { JobRow } from './job-store.ts';
+
+type JobSchema = components['schemas']['Job'];
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -23,12 +26,28 @@ function etaSeconds(row: JobRow, nowMs: number | undefined): number | null {
   return Math.round(Math.max(0, remaining) * 10) / 10;
 }
 
-export function jobView(row: JobRow, live: JobLive = { queuePosition: null }, nowMs?: number): Schemas['Job'] {
-  const terminal = row.status === 'completed' || row.status === 'failed' || row.status === 'canceled';
+/** Percent of the audio transcribed, to a tenth; 100 means done, and only the stored transcript completes a job. */
+export function progressPercent(processedSeconds: number, durationSeconds: number): number {
+  const percent = durationSeconds > 0 ? (100 * processedSeconds) / durationSeconds : 0;
+  return Math.min(99, Math.round(percent * 10) / 10);
+}
+
+/** A job's state as both `GET /jobs/{id}` and the status events of its live stream show it. */
+export function jobStateView(row: JobRow): Pick<JobSchema, 'status' | 'progress' | 'error'> {
   return {
-    id: row.id,
     status: row.status,
     progress: row.status === 'completed' ? 100 : row.progress,
+    error: row.error_code !== null && row.status !== 'completed' ? { code: row.error_code, message: row.error_message ?? '' } : null,
+  };
+}
+
+export function jobView(row: JobRow, live: JobLive = { queuePosition: null }, nowMs?: number): JobSchema {
+  const terminal = row.status === 'completed' || row.status === 'failed' || row.status === 'canceled';
+  const { status, progress, error } = jobStateView(row);
+  return {
+    id: row.id,
+    status,
+    progress,
     model: row.model,
     language: row.language,
     task: row.task,
@@ -36,7 +55,7 @@ export function jobView(row: JobRow, live: JobLive = { queuePosition: null }, no
     duration_seconds: row.duration_seconds,
     attempts: row.attempts,
     max_attempts: row.max_attempts,
-    error: row.error_code !== null && row.status !== 'completed' ? { code: row.error_code, message: row.error_message ?? '' } : null,
+    error,
     created_at: new Date(row.created_at).toISOString(),
     updated_at: new Date(row.updated_at).toISOString(),
     started_at: iso(row.started_at),

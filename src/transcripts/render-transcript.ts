@@ -1,41 +1,15 @@
 /**
- * @module transcription/transcript
- * The canonical transcript (stored once per job) and its renderings. Every format is produced from the same
- * segments on read, so the same audio gives the same words in every format.
+ * @module transcripts/render-transcript
+ * A transcript's renderings: txt, json, verbose_json, srt and vtt. Every format is produced from the same
+ * stored segments on read, so the same audio gives the same words in every format.
  */
-export interface TranscriptWord {
-  word: string;
-  start: number;
-  end: number;
-}
-
-export interface TranscriptSegment {
-  id: number;
-  /** Seconds from the start of the audio. */
-  start: number;
-  end: number;
-  text: string;
-  /** Null when the model gives no word timestamps. */
-  words: TranscriptWord[] | null;
-}
-
-export interface Transcript {
-  language: string;
-  /**
-   * Share (0 to 1) of the transcribed audio whose windows the engine detected as `language`; null when the
-   * language was not detected (asked for, or an English-only model). Absent in transcripts stored before it.
-   */
-  languageConfidence?: number | null;
-  durationSeconds: number;
-  segments: TranscriptSegment[];
-}
-
-export type ResultFormat = 'txt' | 'json' | 'verbose_json' | 'srt' | 'vtt';
+import type { JobTask, ResultFormat } from '../domain.ts';
+import type { Transcript, TranscriptSegment } from './transcript.ts';
 
 export interface TranscriptContext {
   jobId: string;
   model: string;
-  task: 'transcribe' | 'translate';
+  task: JobTask;
 }
 
 export interface RenderedTranscript {
