@@ -44,8 +44,8 @@ export interface Ffmpeg {
   /** Reads the container's header only: streams, declared duration, start time. Refuses what cannot be opened. */
   probe(inputPath: string, signal: AbortSignal): Promise<MediaProbe>;
   /**
-   * Writes raw 16 kHz mono s16le samples of `inputPath`'s first audio stream to `outputPath`. Probes first, so
-   * media without audio or declared longer than the limit is refused before anything is decoded.
+   * Writes raw 16 kHz mono s16le samples of `inputPath`'s first audio stream to `outputPath`. Media without
+   * audio, or declared longer than the limit, is refused as soon as ffmpeg has read its header.
    */
   normalize(inputPath: string, outputPath: string, signal: AbortSignal): Promise<NormalizedAudio>;
 }
@@ -93,8 +93,11 @@ export function createFfmpeg(options: { binaryPath: string; timeoutMs: number; m
   const { binaryPath, timeoutMs } = options;
   const maxDurationSeconds = options.maxDurationSeconds ?? 0;
 
-  /** Runs ffmpeg under the wall-clock limit and the caller's signal; resolves with its exit code and stderr head. */
-  const run = async (args: string[], signal: AbortSignal): Promise<{ exitCode: number | null; stderr: string }> => {
+  /**
+   * Runs ffmpeg under the wall-clock limit and the caller's signal; resolves with its exit code and stderr head.
+   * `refuse` sees the stderr head as it grows: an error it returns stops ffmpeg and is thrown.
+   */
+  const run = async (args: string[], signal: AbortSignal, refuse?: (stderr: string) => AppError | null): Promise<{ exitCode: number | null; stderr: string }> => {
     const timeout = AbortSignal.timeout(timeoutMs);
     const child = spawn(binaryPath, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -102,10 +105,16 @@ export function createFfmpeg(options: { binaryPath: string; timeoutMs: number; m
       killSignal: 'SIGKILL',
     });
     let stderr = '';
+    // Widened on purpose: the stderr handler sets it, which narrowing cannot see.
+    let refusal = null as AppError | null;
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (text: string) => {
       if (stderr.length < STDERR_LIMIT_BYTES) {
         stderr += text;
+        refusal ??= refuse?.(stderr) ?? null;
+        if (refusal) {
+          child.kill('SIGKILL');
+        }
       }
     });
     const exitCode = await new Promise<number | null>((resolve, reject) => {
@@ -120,6 +129,9 @@ export function createFfmpeg(options: { binaryPath: string; timeoutMs: number; m
       });
       child.once('close', resolve);
     });
+    if (refusal) {
+      throw refusal;
+    }
     return { exitCode, stderr };
   };
 
@@ -140,13 +152,13 @@ export function createFfmpeg(options: { binaryPath: string; timeoutMs: number; m
     binaryPath,
     probe,
     async normalize(inputPath, outputPath, signal) {
-      const media = await probe(inputPath, signal);
-      if (!media.hasAudio) {
-        throw new AppError('no_audio_stream', 'The file has no audio stream.');
-      }
-      if (maxDurationSeconds > 0 && media.durationSeconds !== null && media.durationSeconds > maxDurationSeconds + DURATION_TOLERANCE_SECONDS) {
-        throw tooLong(maxDurationSeconds);
-      }
+      // One ffmpeg run, not a probe and then a decode: the header it prints before decoding is the probe, and a
+      // declared duration over the limit stops it there. A second process per job cost a worker's wait and CPU.
+      const declaredTooLong = (stderr: string): AppError | null => {
+        const header = /Duration: [^\n]*\n/.exec(stderr);
+        const declared = header ? parseDuration(header[0]) : null;
+        return maxDurationSeconds > 0 && declared !== null && declared > maxDurationSeconds + DURATION_TOLERANCE_SECONDS ? tooLong(maxDurationSeconds) : null;
+      };
       const args = [
         ...inputArgs(inputPath),
         '-map',
@@ -170,8 +182,9 @@ export function createFfmpeg(options: { binaryPath: string; timeoutMs: number; m
         '-y',
         `file:${outputPath}`,
       ];
-      const { exitCode, stderr } = await run(args, signal);
+      const { exitCode, stderr } = await run(args, signal, declaredTooLong);
       if (exitCode !== 0) {
+        // No audio stream: `-map 0:a:0` matches nothing, which `classify` reports as no_audio_stream.
         throw classify(stderr);
       }
       const { size } = await stat(outputPath);
@@ -182,7 +195,7 @@ export function createFfmpeg(options: { binaryPath: string; timeoutMs: number; m
       if (maxDurationSeconds > 0 && durationSeconds > maxDurationSeconds + DURATION_TOLERANCE_SECONDS) {
         throw tooLong(maxDurationSeconds);
       }
-      return { durationSeconds, startTimeSeconds: media.startTimeSeconds };
+      return { durationSeconds, startTimeSeconds: parseStartTime(stderr) };
     },
   };
 }

@@ -16,7 +16,7 @@ import { AppError, isAppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { MediaDownloader } from '../net/media-download.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
-import type { ProgressMessage } from '../transcription/task-messages.ts';
+import type { ProgressMessage, TaskOutput } from '../transcription/task-messages.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 import { jobPaths } from './job-files.ts';
 import type { JobFailure, JobRow, JobStore } from './job-store.ts';
@@ -93,6 +93,46 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const instance = randomUUID().slice(0, 8);
   const events = new EventEmitter<DispatcherEvents>();
   const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  /**
+   * Running jobs whose worker has started its last decode. Each lets one more job be claimed, so that its
+   * download and ffmpeg run while that decode finishes and the worker goes straight on to it: otherwise every
+   * worker sat idle between jobs through the database writes, the model check and two ffmpeg runs. A job is
+   * only taken early when a worker is about to be free, so jobs beyond the workers stay pending.
+   */
+  const finishing = new Set<string>();
+  /**
+   * Jobs inside the pool, at most one per worker: a job prepared early waits here, not in the pool's queue, so
+   * that "transcribing" in the log means a worker has it.
+   */
+  let transcribing = 0;
+  const workerWaiters: (() => void)[] = [];
+  const acquireWorker = async (signal: AbortSignal): Promise<void> => {
+    if (transcribing < maxWorkers) {
+      transcribing++;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        workerWaiters.splice(workerWaiters.indexOf(granted), 1);
+        reject(signal.reason as Error);
+      };
+      const granted = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      workerWaiters.push(granted);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  };
+  const releaseWorker = (): void => {
+    const next = workerWaiters.shift();
+    if (next) {
+      // The slot passes straight to the waiting job.
+      next();
+    } else {
+      transcribing--;
+    }
+  };
   let accepting = false;
   let claiming = false;
   let wakeAgain = false;
@@ -153,26 +193,37 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       progress = { progress: 0, durationSeconds: audio.durationSeconds };
       await store.recordMediaStart(job.id, owner, audio.startTimeSeconds);
       await heartbeat();
+      await acquireWorker(signal);
       log.info('audio normalized; transcribing', { duration_seconds: audio.durationSeconds });
       const reporter = createProgressReporter(store, job.id, owner, clock, log);
-      const { transcript, recognizerMs, taskMs } = await pool.runMeasured(
-        {
-          pcmPath: paths.audio,
-          model: { name: model.name, ...model.files, multilingual: model.multilingual, languages: model.languages, wordTimestamps: model.wordTimestamps },
-          vadModel: scan.vadModel,
-          language: job.language,
-          task: job.task,
-          wordTimestamps: job.timestamp_granularity !== 'segment' && model.wordTimestamps,
-        },
-        {
-          signal,
-          onProgress: (message) => {
-            progress = { progress: progressPercent(message.processedSeconds, message.durationSeconds), durationSeconds: message.durationSeconds };
-            events.emit('job:progress', job.id, message);
-            reporter.report(progress.progress, message.processedSeconds);
+      let output: TaskOutput;
+      try {
+        output = await pool.runMeasured(
+          {
+            pcmPath: paths.audio,
+            model: { name: model.name, ...model.files, multilingual: model.multilingual, languages: model.languages, wordTimestamps: model.wordTimestamps },
+            vadModel: scan.vadModel,
+            language: job.language,
+            task: job.task,
+            wordTimestamps: job.timestamp_granularity !== 'segment' && model.wordTimestamps,
           },
-        },
-      );
+          {
+            signal,
+            onLastDecode: () => {
+              finishing.add(job.id);
+              void claimLoop();
+            },
+            onProgress: (message) => {
+              progress = { progress: progressPercent(message.processedSeconds, message.durationSeconds), durationSeconds: message.durationSeconds };
+              events.emit('job:progress', job.id, message);
+              reporter.report(progress.progress, message.processedSeconds);
+            },
+          },
+        );
+      } finally {
+        releaseWorker();
+      }
+      const { transcript, recognizerMs, taskMs, decodedSeconds, decodes } = output;
       await reporter.settled();
       signal.throwIfAborted();
       if (await store.complete(job.id, owner, clock.now(), transcript)) {
@@ -184,6 +235,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           // what the service adds (ffmpeg, VAD, IPC, database).
           recognizer_ms: Math.round(recognizerMs),
           task_ms: Math.round(taskMs),
+          decoded_seconds: Math.round(decodedSeconds * 100) / 100,
+          decodes,
         });
         events.emit('job:completed', job.id);
         await removePath(paths.upload);
@@ -249,7 +302,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     try {
       do {
         wakeAgain = false;
-        while (accepting && running.size < maxWorkers) {
+        while (accepting && running.size < maxWorkers + finishing.size) {
           const owner = `${instance}:${randomUUID()}`;
           const job = await store.claim(owner, clock.now(), leaseMs);
           if (!job) {
@@ -268,6 +321,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             .catch((error: unknown) => logger.error('settling a job failed', { job_id: job.id, error }))
             .finally(() => {
               running.delete(job.id);
+              finishing.delete(job.id);
               void claimLoop();
             });
           running.set(job.id, { controller, done });

@@ -92,13 +92,14 @@ const HISTORY_SAMPLES = 120 * SAMPLE_RATE;
 /**
  * Streams the audio through the detector and decodes windows that span consecutive speech up to the engine's
  * limit, cutting only in silence. `onSilence` hears how far the audio is done whenever nothing waits to be
- * decoded.
+ * decoded; `onLastDecode`, that all the audio is read and the last decode has started.
  */
 export async function decodeSpeechWindows(
   vad: VoiceDetector,
   chunks: AsyncIterable<Float32Array>,
   decodeSpan: DecodeSpan,
   onSilence: (doneSeconds: number) => void,
+  onLastDecode: () => void = () => {},
 ): Promise<void> {
   const audio = new SampleHistory();
   const maxWindow = MAX_DECODE_SECONDS * SAMPLE_RATE;
@@ -183,13 +184,14 @@ export async function decodeSpeechWindows(
   vad.flush();
   await drain();
   await decodePending();
+  onLastDecode();
   if (inFlight !== null) {
     await inFlight;
   }
 }
 
 /** Without a detector, fixed windows: words at the cuts may suffer, but nothing is dropped. */
-export async function decodeFixedWindows(chunks: AsyncIterable<Float32Array>, decodeSpan: DecodeSpan): Promise<void> {
+export async function decodeFixedWindows(chunks: AsyncIterable<Float32Array>, decodeSpan: DecodeSpan, onLastDecode: () => void = () => {}): Promise<void> {
   const audio = new SampleHistory();
   let decodedUntil = 0;
   const maxSamples = MAX_DECODE_SECONDS * SAMPLE_RATE;
@@ -201,5 +203,6 @@ export async function decodeFixedWindows(chunks: AsyncIterable<Float32Array>, de
       audio.forgetBefore(decodedUntil);
     }
   }
+  onLastDecode();
   await decodeSpan(decodedUntil, audio.slice(decodedUntil, audio.end), []);
 }

@@ -44,6 +44,17 @@ export interface TaskOutput {
   recognizerMs: number;
   /** Wall time of the whole task in this process. */
   taskMs: number;
+  /** Audio handed to the recognizer (windows with their padding) and in how many decodes. */
+  decodedSeconds: number;
+  decodes: number;
+}
+
+/**
+ * Sent once the worker has read all the audio and started its last decode: the job will free the worker
+ * within one window's decode, time enough for the server to prepare the next job.
+ */
+export interface LastDecodeMessage {
+  type: 'cesar:last-decode';
 }
 
 /** Sent to the parent after every decoded segment. */
@@ -55,6 +66,14 @@ export interface ProgressMessage {
   worker: WorkerReport;
 }
 
+function messageType(value: unknown): unknown {
+  return typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+}
+
 export function isProgressMessage(value: unknown): value is ProgressMessage {
-  return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'cesar:progress';
+  return messageType(value) === 'cesar:progress';
+}
+
+export function isLastDecodeMessage(value: unknown): value is LastDecodeMessage {
+  return messageType(value) === 'cesar:last-decode';
 }

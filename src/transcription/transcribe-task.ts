@@ -16,7 +16,7 @@ import type { DecodedWindow, SpeechInterval } from './segmentation.ts';
 import { windowSegments } from './segmentation.ts';
 import { decodeFixedWindows, decodeSpeechWindows, engineWindows } from './speech-windows.ts';
 import type { DecodeSpan, VoiceDetector } from './speech-windows.ts';
-import type { ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './task-messages.ts';
+import type { LastDecodeMessage, ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './task-messages.ts';
 import type { TranscriptSegment } from '../transcripts/transcript.ts';
 
 const require = createRequire(import.meta.url);
@@ -44,6 +44,8 @@ interface SherpaVad {
   front(enableExternalBuffer: boolean): { start: number; samples: Float32Array };
   pop(): void;
   flush(): void;
+  reset(): void;
+  clear(): void;
 }
 
 interface SherpaModule {
@@ -129,8 +131,19 @@ async function decodeResult(recognizer: SherpaRecognizer, samples: Float32Array)
 }
 
 
-/** The Silero VAD, configured for speech windows, behind the interface the windowing needs. */
-function sileroDetector(vadModel: string): VoiceDetector {
+/**
+ * The VAD stays loaded between jobs like the recognizer: creating one loads its ONNX session, which cost about
+ * 0.3 s of a loaded core per job. `reset()` clears its state and sample count, `clear()` any segment a failed
+ * job left queued: each job sees a fresh detector (same segments, checked against a new one).
+ */
+let loadedVad: { model: string; vad: SherpaVad } | null = null;
+
+function sileroVad(vadModel: string): SherpaVad {
+  if (loadedVad?.model === vadModel) {
+    loadedVad.vad.clear();
+    loadedVad.vad.reset();
+    return loadedVad.vad;
+  }
   const vad = new sherpa.Vad(
     {
       sileroVad: {
@@ -148,6 +161,13 @@ function sileroDetector(vadModel: string): VoiceDetector {
     },
     60,
   );
+  loadedVad = { model: vadModel, vad };
+  return vad;
+}
+
+/** The Silero VAD, configured for speech windows, behind the interface the windowing needs. */
+function sileroDetector(vadModel: string): VoiceDetector {
+  const vad = sileroVad(vadModel);
   return {
     acceptWaveform: (samples) => vad.acceptWaveform(samples),
     isEmpty: () => vad.isEmpty(),
@@ -156,6 +176,11 @@ function sileroDetector(vadModel: string): VoiceDetector {
     pop: () => vad.pop(),
     flush: () => vad.flush(),
   };
+}
+
+function reportLastDecode(): void {
+  const message: LastDecodeMessage = { type: 'cesar:last-decode' };
+  process.send?.(message);
 }
 
 export default async function transcribe(input: TranscribeTaskInput): Promise<TaskOutput> {
@@ -169,6 +194,8 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
   const segments: TranscriptSegment[] = [];
   const languages = new LanguageVote();
   let recognizerMs = 0;
+  let decodedSamples = 0;
+  let decodes = 0;
 
   const decodeSpan: DecodeSpan = async (startSample: number, samples: Float32Array, speech: readonly SpeechInterval[]): Promise<void> => {
     let offset = startSample;
@@ -182,6 +209,8 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
       const decodeStarted = performance.now();
       const result = await decodeResult(recognizer, window);
       recognizerMs += performance.now() - decodeStarted;
+      decodedSamples += window.length;
+      decodes++;
       const decoded = windowSegments(result, { start, end, speech, keepWords: input.wordTimestamps });
       if (decoded.spoken && result.lang) {
         languages.add(result.lang, window.length);
@@ -211,9 +240,9 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
         const message: ProgressMessage = { type: 'cesar:progress', processedSeconds: doneSeconds, durationSeconds, segment: null, worker: workerReport() };
         process.send?.(message);
       }
-    });
+    }, reportLastDecode);
   } else {
-    await decodeFixedWindows(pcmChunks(input.pcmPath), decodeSpan);
+    await decodeFixedWindows(pcmChunks(input.pcmPath), decodeSpan, reportLastDecode);
   }
 
   jobsDone++;
@@ -222,5 +251,7 @@ export default async function transcribe(input: TranscribeTaskInput): Promise<Ta
     worker: workerReport(),
     recognizerMs,
     taskMs: performance.now() - taskStarted,
+    decodedSeconds: decodedSamples / SAMPLE_RATE,
+    decodes,
   };
 }

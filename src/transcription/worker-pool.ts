@@ -7,14 +7,21 @@ import { Tinypool } from 'tinypool';
 
 import { AppError, ERROR_CODES } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
-import { isProgressMessage } from './task-messages.ts';
+import { isLastDecodeMessage, isProgressMessage } from './task-messages.ts';
 import type { ProgressMessage, TaskOutput, TranscribeTaskInput, WorkerReport } from './task-messages.ts';
 import type { Transcript } from '../transcripts/transcript.ts';
 
+export interface RunOptions {
+  signal: AbortSignal;
+  onProgress: (message: ProgressMessage) => void;
+  /** The worker has read all the audio and started its last decode: it will be free soon. */
+  onLastDecode?: () => void;
+}
+
 export interface TranscriptionPool {
-  run(input: TranscribeTaskInput, options: { signal: AbortSignal; onProgress: (message: ProgressMessage) => void }): Promise<Transcript>;
+  run(input: TranscribeTaskInput, options: RunOptions): Promise<Transcript>;
   /** Like `run`, with the worker's own timings (for benchmarks). */
-  runMeasured(input: TranscribeTaskInput, options: { signal: AbortSignal; onProgress: (message: ProgressMessage) => void }): Promise<TaskOutput>;
+  runMeasured(input: TranscribeTaskInput, options: RunOptions): Promise<TaskOutput>;
   /** The last report of each live worker process. */
   workers(): WorkerReport[];
   /** How many times the workers were renewed because of a job count or memory bound since the pool started. */
@@ -87,7 +94,7 @@ export function createTranscriptionPool(options: { workers: number; env?: Record
   });
   // A worker that exits between jobs (killed from outside) is replaced by tinypool, which reports it here.
   pool.on('error', () => {});
-  const runMeasured: TranscriptionPool['runMeasured'] = async (input, { signal, onProgress }) => {
+  const runMeasured: TranscriptionPool['runMeasured'] = async (input, { signal, onProgress, onLastDecode }) => {
     let output: TaskOutput;
     try {
       output = (await pool.run(input, {
@@ -97,6 +104,8 @@ export function createTranscriptionPool(options: { workers: number; env?: Record
             if (isProgressMessage(message)) {
               remember(message.worker);
               onProgress(message);
+            } else if (isLastDecodeMessage(message)) {
+              onLastDecode?.();
             }
           },
         },
