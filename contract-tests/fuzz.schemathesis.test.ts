@@ -15,9 +15,9 @@ import { startServerProcess } from './support/server-process.ts';
 const SCHEMATHESIS = process.env.CESAR_TEST_SCHEMATHESIS ?? (process.env.CESAR_TEST_PYTHON ? path.join(path.dirname(process.env.CESAR_TEST_PYTHON), 'st') : 'st');
 const CONFIG = path.join(import.meta.dirname, 'fuzz', 'schemathesis.toml');
 /** Examples per operation and phase: enough to hit every rule the server enforces, a minute or two per run. */
-const EXAMPLES = process.env.CESAR_FUZZ_EXAMPLES ?? '40';
-/** A fixed seed keeps CI reproducible; set CESAR_FUZZ_SEED to explore further. */
-const SEED = process.env.CESAR_FUZZ_SEED ?? '11';
+const EXAMPLES = process.env.CESAR_TEST_FUZZ_EXAMPLES ?? '40';
+/** A fixed seed keeps CI reproducible; set CESAR_TEST_FUZZ_SEED to explore further. */
+const SEED = process.env.CESAR_TEST_FUZZ_SEED ?? '11';
 const KEY = `ck_${randomUUID().replaceAll('-', '')}`;
 
 interface FuzzRun {
