@@ -22,11 +22,17 @@ export function servedSpec(spec: Document, options: ServedSpecOptions): Document
     return served;
   }
   delete served.security;
+  // The shared answers the removed 401s pointed at (`Unauthorized`, and `OpenAIUnauthorized` on `/v1/*`) go too.
+  const unauthorized = new Set<string>();
   for (const item of Object.values(served.paths ?? {})) {
     for (const method of METHODS) {
       const operation = (item as Record<string, Operation | undefined> | undefined)?.[method];
       if (operation) {
         delete operation.security;
+        const ref = (operation.responses?.['401'] as { $ref?: unknown } | undefined)?.$ref;
+        if (typeof ref === 'string') {
+          unauthorized.add(ref.replace('#/components/responses/', ''));
+        }
         delete operation.responses?.['401'];
       }
     }
@@ -34,7 +40,9 @@ export function servedSpec(spec: Document, options: ServedSpecOptions): Document
   const components = served.components as { securitySchemes?: unknown; responses?: Record<string, unknown> } | undefined;
   if (components) {
     delete components.securitySchemes;
-    delete components.responses?.Unauthorized;
+    for (const name of unauthorized) {
+      delete components.responses?.[name];
+    }
   }
   return served;
 }
