@@ -15,6 +15,7 @@ import { createJobStore, INTERACTIVE_PRIORITY } from '../src/jobs/job-store.ts';
 import type { JobStore, NewJob } from '../src/jobs/job-store.ts';
 import { createRetentionSweeper } from '../src/jobs/retention.ts';
 import { silentLogger } from '../src/logger.ts';
+import { createLocalBlobStore } from '../src/storage/local-blob-store.ts';
 import type { Transcript } from '../src/transcripts/transcript.ts';
 import { tempDir } from './support/harness.ts';
 
@@ -284,7 +285,7 @@ describe('retention', () => {
 
   test('finished jobs and their files are deleted when their own retention ends, not before, and unfinished ones are kept', async () => {
     const clock = manualClock();
-    const sweeper = createRetentionSweeper({ store, dataDir, clock, logger: silentLogger, defaultRetentionSeconds: 7200 });
+    const sweeper = createRetentionSweeper({ store, dataDir, blobs: createLocalBlobStore(dataDir), clock, logger: silentLogger, defaultRetentionSeconds: 7200 });
     const completed = await withFiles(newJob({ retentionSeconds: 60 }));
     const canceled = await withFiles(newJob({ retentionSeconds: 60 }));
     const failed = await withFiles(newJob({ retentionSeconds: 3600 }));
@@ -318,7 +319,7 @@ describe('retention', () => {
 
   test('jobs stored before per-job retention get the default one', async () => {
     const clock = manualClock(T0 + 10_000_000);
-    const sweeper = createRetentionSweeper({ store, dataDir, clock, logger: silentLogger, defaultRetentionSeconds: 100 });
+    const sweeper = createRetentionSweeper({ store, dataDir, blobs: createLocalBlobStore(dataDir), clock, logger: silentLogger, defaultRetentionSeconds: 100 });
     const old = newJob();
     await store.enqueue(old, clock.now());
     await db.write('UPDATE jobs SET retention_seconds = NULL WHERE id = ?', [old.id]);
@@ -331,7 +332,7 @@ describe('retention', () => {
 
   test('at start-up, files that no pending or running job needs are removed', async () => {
     const clock = manualClock();
-    const sweeper = createRetentionSweeper({ store, dataDir, clock, logger: silentLogger, defaultRetentionSeconds: 3600 });
+    const sweeper = createRetentionSweeper({ store, dataDir, blobs: createLocalBlobStore(dataDir), clock, logger: silentLogger, defaultRetentionSeconds: 3600 });
     const waiting = await withFiles(newJob());
     const running = await withFiles(newJob());
     const finished = await withFiles(newJob());

@@ -398,7 +398,9 @@ export interface paths {
          *     the engine loads, and the VAD model is present), 503 with the failing checks otherwise. On its first
          *     start `cesar serve` downloads a missing default or VAD model itself (unless `CESAR_OFFLINE`): meanwhile
          *     the answer is 503 with the download's progress in `download`. The service answers here even while every
-         *     worker is decoding. Liveness is `GET /health/live`.
+         *     worker is decoding. Liveness is `GET /health/live`. An API node (`cesar serve --role api`) runs no
+         *     worker and needs no models: its answer leaves the model checks out; a worker node (`--role worker`)
+         *     serves only this endpoint and `GET /health/live` on its port.
          *
          *     Open to all. With API keys configured, the checks name the models directory only to a request with a
          *     valid key; without keys every operation is open anyway, and the path is always shown.
@@ -852,6 +854,11 @@ export interface components {
         Health: {
             /** @enum {string} */
             status: "ready" | "not_ready";
+            /**
+             * @description What this node runs (`CESAR_ROLE`); `all` is one node that accepts and transcribes.
+             * @enum {string}
+             */
+            role?: "all" | "api" | "worker";
             checks: {
                 name: string;
                 ok: boolean;
@@ -1081,7 +1088,7 @@ export interface components {
          * @description The stable, closed set of error codes. Clients may branch on these.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "request_timeout" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "word_timestamps_unsupported" | "not_acceptable" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error" | "job_finished" | "queue_full" | "too_many_uploads" | "unauthorized" | "idempotency_key_mismatch" | "idempotency_key_in_use" | "webhook_url_not_allowed" | "webhooks_not_configured" | "delivery_not_found";
+        ErrorCode: "invalid_request" | "unknown_field" | "missing_file" | "too_many_files" | "empty_file" | "upload_too_large" | "request_timeout" | "unsupported_content_type" | "model_not_installed" | "unsupported_language" | "unsupported_task" | "word_timestamps_unsupported" | "not_acceptable" | "job_not_found" | "job_not_completed" | "invalid_cursor" | "undecodable_media" | "no_audio_stream" | "empty_audio" | "media_too_long" | "url_forbidden" | "download_failed" | "download_too_large" | "transcription_failed" | "worker_crashed" | "canceled" | "internal_error" | "job_finished" | "queue_full" | "too_many_uploads" | "unauthorized" | "idempotency_key_mismatch" | "idempotency_key_in_use" | "webhook_url_not_allowed" | "webhooks_not_configured" | "delivery_not_found" | "storage_unavailable";
         /** @description An RFC 9457 problem document. */
         Problem: {
             /** @description A URI reference naming the problem type; stable per `code`. */
@@ -1218,7 +1225,8 @@ export interface components {
             };
         };
         /**
-         * @description Too many jobs are waiting (`CESAR_MAX_PENDING_JOBS`); the upload was not read. OpenAI's SDKs retry after
+         * @description Too many jobs are waiting (`CESAR_MAX_PENDING_JOBS`); the upload was not read. Or the storage the upload
+         *     goes to (`CESAR_STORAGE_URL`) cannot be reached: no job was created. OpenAI's SDKs retry after
          *     `Retry-After` seconds.
          */
         OpenAIQueueFull: {
@@ -1305,8 +1313,9 @@ export interface components {
         };
         /**
          * @description Too many jobs are waiting (`CESAR_MAX_PENDING_JOBS`, code `queue_full`), or too many uploads are being
-         *     received at once (`CESAR_MAX_CONCURRENT_UPLOADS`, code `too_many_uploads`); the body was not read. Try
-         *     again after `Retry-After` seconds.
+         *     received at once (`CESAR_MAX_CONCURRENT_UPLOADS`, code `too_many_uploads`); the body was not read. Or the
+         *     storage the upload goes to (`CESAR_STORAGE_URL`) cannot be reached (code `storage_unavailable`): no job
+         *     was created. Try again after `Retry-After` seconds.
          */
         QueueFull: {
             headers: {

@@ -22,6 +22,7 @@ import type { NewJob } from '../src/jobs/job-store.ts';
 import { silentLogger } from '../src/logger.ts';
 import { createUrlPolicy } from '../src/net/url-policy.ts';
 import { createChecksumCache } from '../src/transcription/checksum-cache.ts';
+import { createLocalBlobStore } from '../src/storage/local-blob-store.ts';
 import { createModelCatalog } from '../src/transcription/models.ts';
 import { createWebhookTarget } from '../src/webhooks/webhook-target.ts';
 import { createWebhooks } from '../src/webhooks/webhooks.ts';
@@ -127,6 +128,8 @@ try {
     logger: silentLogger,
     clock: systemClock,
     dataDir: dir,
+    blobs: createLocalBlobStore(dir),
+    role: 'all',
     defaultModel: 'tiny.en',
     maxAttempts: 3,
     maxUploadBytes: 1024 * 1024,

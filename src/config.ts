@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 
 import { DEFAULT_ALLOWED_PORTS, parsePortList } from './net/url-policy.ts';
+import type { S3Location } from './storage/s3-blob-store.ts';
 
 export class ConfigError extends Error {
   readonly variable: string;
@@ -202,6 +203,35 @@ const maxDownloadSize = integer({
   meaning: 'largest download of a submitted URL',
 });
 
+/**
+ * `s3://bucket/prefix` with the standard AWS variables beside it, read here so that the whole storage choice is
+ * one configuration value (a test's service gets it from its own env, not from the process's).
+ */
+function storageUrl(raw: string | undefined, env: Env): S3Location | null {
+  if (blank(raw)) {
+    return null;
+  }
+  const value = raw.trim();
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(value);
+  if (!match?.[1]) {
+    throw new ConfigError('CESAR_STORAGE_URL', `expected s3://bucket or s3://bucket/prefix, got ${JSON.stringify(value)}`);
+  }
+  const endpoint = [env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL].find((candidate) => !blank(candidate))?.trim() ?? null;
+  if (endpoint !== null && httpUrl(endpoint, 'AWS_ENDPOINT_URL') === null) {
+    throw new ConfigError('AWS_ENDPOINT_URL', 'expected an http or https URL');
+  }
+  const accessKeyId = env.AWS_ACCESS_KEY_ID?.trim();
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY?.trim();
+  const sessionToken = env.AWS_SESSION_TOKEN?.trim();
+  return {
+    bucket: match[1],
+    prefix: (match[2] ?? '').replace(/^\/+|\/+$/g, ''),
+    endpoint,
+    region: [env.AWS_REGION, env.AWS_DEFAULT_REGION].find((candidate) => !blank(candidate))?.trim() ?? 'us-east-1',
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, ...(sessionToken && { sessionToken }) } : null,
+  };
+}
+
 /** The table, in the order the documentation lists it; each key is the configuration's member. */
 export const SETTINGS = {
   host: text({ variable: 'CESAR_HOST', default: '127.0.0.1', accepts: 'a host name or IP address', flag: { name: 'host', value: 'ADDRESS' }, meaning: 'address to listen on' }),
@@ -218,6 +248,22 @@ export const SETTINGS = {
     flag: { name: 'models-dir', value: 'DIR' },
     meaning: 'where the Whisper models and the VAD model are installed',
   }),
+  role: choice({
+    variable: 'CESAR_ROLE',
+    default: 'all',
+    values: ['all', 'api', 'worker'],
+    flag: { name: 'role', value: 'ROLE' },
+    meaning:
+      '`api` accepts and serves jobs without transcribing (needs no models), `worker` claims and transcribes them (serves only `GET /health` and `GET /health/live` on its port), `all` does both. Any number of each may share one database and one storage (see [Running on many machines](#running-on-many-machines))',
+  }),
+  storage: {
+    variable: 'CESAR_STORAGE_URL',
+    shownDefault: 'local folders in the data directory',
+    accepts: '`s3://bucket` or `s3://bucket/prefix`',
+    meaning:
+      'keep uploads in an S3-compatible bucket shared by every node; the endpoint, region and credentials come from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` (path-style addressing when set, for self-hosted stores), `AWS_REGION` (default `us-east-1`), `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`',
+    read: (raw, { env }) => storageUrl(raw, env),
+  } satisfies Setting<S3Location | null>,
   defaultModel: text({
     variable: 'CESAR_DEFAULT_MODEL',
     default: 'base',
@@ -349,6 +395,14 @@ export const SETTINGS = {
     min: 1,
     max: 315_360_000,
     meaning: 'how long finished jobs, their transcripts and files are kept (a job may ask for another time with `retention_seconds`)',
+  }),
+  orphanMinAgeSeconds: integer({
+    variable: 'CESAR_ORPHAN_MIN_AGE_SECONDS',
+    default: 600,
+    min: 1,
+    max: 86_400,
+    meaning:
+      'an upload no job owns (its API node was killed mid-upload) is removed by the next sweep once this old; longer than any upload takes. A lone node with local storage removes them all at start',
   }),
   maxPendingJobs: integer({
     variable: 'CESAR_MAX_PENDING_JOBS',

@@ -52,6 +52,7 @@ export const ERROR_CODES = {
   webhook_url_not_allowed: { status: 422, title: 'The webhook URL is not allowed', retryable: false },
   webhooks_not_configured: { status: 422, title: 'The server has no webhook signing secret configured', retryable: false },
   delivery_not_found: { status: 404, title: 'The job has no delivery with this id', retryable: false },
+  storage_unavailable: { status: 503, title: 'The storage holding the audio cannot be reached; try again later', retryable: true },
 } as const satisfies Record<ErrorCode, ErrorSpec>;
 
 /** An error with a registered code; rendered to problem+json in `src/http/problem.ts` only. */

@@ -1,7 +1,10 @@
 /**
  * @module service
- * Builds the whole service from a configuration: database, job store, worker pool, dispatcher and HTTP app.
- * `main.ts` runs it; tests build it in-process on a temporary data directory.
+ * Builds the whole service from a configuration: database, job store, upload storage, worker pool, dispatcher
+ * and HTTP app. The one place where the backends are chosen (`CESAR_STORAGE_URL`: local folders or a bucket) and
+ * where the role decides what runs: `api` (HTTP, no dispatcher, no worker processes), `worker` (dispatcher and
+ * pool; its port serves only the health endpoints) or `all`. `main.ts` runs it; tests build it in-process on a
+ * temporary data directory.
  */
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
@@ -13,6 +16,7 @@ import type { Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { createApiKeyVerifier } from './http/api-keys.ts';
 import { createApp } from './http/app.ts';
+import { AppError } from './errors.ts';
 import { openDatabase } from './jobs/database.ts';
 import type { Database } from './jobs/database.ts';
 import { createDispatcher } from './jobs/dispatcher.ts';
@@ -32,6 +36,10 @@ import { createModelInstaller } from './transcription/model-installer.ts';
 import type { InstallOutcome } from './transcription/model-installer.ts';
 import { createModelCatalog } from './transcription/models.ts';
 import { createTranscriptionPool } from './transcription/worker-pool.ts';
+import type { TranscriptionPool } from './transcription/worker-pool.ts';
+import type { BlobStore } from './storage/blob-store.ts';
+import { createLocalBlobStore } from './storage/local-blob-store.ts';
+import { createS3BlobStore } from './storage/s3-blob-store.ts';
 import { createWebhookTarget } from './webhooks/webhook-target.ts';
 import { createWebhooks } from './webhooks/webhooks.ts';
 
@@ -39,6 +47,8 @@ export interface Service {
   readonly config: Config;
   readonly db: Database;
   readonly store: JobStore;
+  /** Where uploads are kept: local folders or the bucket of `CESAR_STORAGE_URL`. */
+  readonly blobs: BlobStore;
   readonly dispatcher: Dispatcher;
   readonly retention: RetentionSweeper;
   /**
@@ -46,7 +56,7 @@ export interface Service {
    * `close()` interrupts it. Resolves when done, never rejects: a failure is logged.
    */
   installMissingModels(): Promise<InstallOutcome>;
-  /** Starts the dispatcher and listens; resolves with the bound address. */
+  /** Starts the dispatcher (unless an API node) and listens; resolves with the bound address. */
   listen(): Promise<{ host: string; port: number }>;
   /** Graceful: stop accepting, let running jobs finish within `graceMs`, release the rest, close everything. */
   close(graceMs?: number): Promise<void>;
@@ -57,11 +67,15 @@ export async function createService(config: Config, logger: Logger, clock: Clock
   await mkdir(path.join(config.dataDir, 'work'), { recursive: true });
   const db = await openDatabase(path.join(config.dataDir, 'cesar.db'));
   const store = createJobStore(db);
+  const blobs = config.storage === null ? createLocalBlobStore(config.dataDir) : createS3BlobStore(config.storage);
   const models = createModelCatalog(config.modelsDir);
-  const pool = createTranscriptionPool({
-    workers: config.maxWorkers,
-    recycle: { maxJobs: config.workerMaxJobs, maxRssBytes: config.workerMaxRssBytes },
-  });
+  const runsJobs = config.role !== 'api';
+  const pool = runsJobs
+    ? createTranscriptionPool({
+        workers: config.maxWorkers,
+        recycle: { maxJobs: config.workerMaxJobs, maxRssBytes: config.workerMaxRssBytes },
+      })
+    : noWorkers;
   const checksums = createChecksumCache(logger);
   const installer = createModelInstaller({
     catalog: models,
@@ -80,6 +94,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     models,
     logger,
     dataDir: config.dataDir,
+    blobs,
     maxWorkers: config.maxWorkers,
     leaseMs: config.leaseMs,
     clock,
@@ -87,7 +102,15 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     retryBaseMs: config.retryBaseMs,
     retryMaxMs: config.retryMaxMs,
   });
-  const retention = createRetentionSweeper({ store, dataDir: config.dataDir, clock, logger, defaultRetentionSeconds: config.retentionSeconds });
+  const retention = createRetentionSweeper({
+    store,
+    dataDir: config.dataDir,
+    blobs,
+    clock,
+    logger,
+    defaultRetentionSeconds: config.retentionSeconds,
+    orphanMinAgeMs: config.orphanMinAgeSeconds * 1000,
+  });
   const idempotency = createIdempotencyStore(db);
   // Requests in flight when the previous process stopped will never be answered: free their keys.
   await idempotency.clearInFlight();
@@ -114,6 +137,8 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     logger,
     clock,
     dataDir: config.dataDir,
+    blobs,
+    role: config.role,
     defaultModel: config.defaultModel,
     maxAttempts: config.maxAttempts,
     maxUploadBytes: config.maxUploadBytes,
@@ -139,6 +164,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     config,
     db,
     store,
+    blobs,
     dispatcher,
     retention,
     installMissingModels() {
@@ -146,13 +172,17 @@ export async function createService(config: Config, logger: Logger, clock: Clock
       return installing;
     },
     async listen() {
-      // Before any claim: a file left by a killed server is only an orphan while no job of ours runs.
-      await retention.removeOrphans();
+      // Before any claim: a file left by a killed server is only an orphan while no job of ours runs. Another
+      // node may be receiving an upload into the same storage right now, though: then only old files are.
+      const alone = config.storage === null && config.role === 'all';
+      await retention.removeOrphans(alone ? 0 : undefined);
       await retention.sweep();
       retention.start();
       jobEvents.start(dispatcher.events);
       await webhooks.start(dispatcher.events);
-      dispatcher.start();
+      if (runsJobs) {
+        dispatcher.start();
+      }
       return new Promise((resolve, reject) => {
         const listening = app.listen(config.port, config.host, (error?: Error) => {
           if (error) {
@@ -181,7 +211,17 @@ export async function createService(config: Config, logger: Logger, clock: Clock
       server?.closeAllConnections();
       await closing;
       await pool.destroy();
+      await blobs.close();
       await db.close();
     },
   };
 }
+
+/** An API node's pool: its dispatcher never starts, so nothing is ever run on it. */
+const noWorkers: TranscriptionPool = {
+  run: () => Promise.reject(new AppError('internal_error', 'An API node runs no transcription.')),
+  runMeasured: () => Promise.reject(new AppError('internal_error', 'An API node runs no transcription.')),
+  workers: () => [],
+  recycled: 0,
+  destroy: () => Promise.resolve(),
+};

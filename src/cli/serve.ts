@@ -81,9 +81,17 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
   const logger = createLogger({ sink: process.stdout, format: config.logFormat });
   const service = await createService(config, logger);
   const { host, port } = await service.listen();
-  logger.info('cesar listening', { url: `http://${host}:${port}`, docs: `http://${host}:${port}/docs`, data_dir: config.dataDir, models_dir: config.modelsDir });
+  logger.info('cesar listening', {
+    url: `http://${host}:${port}`,
+    docs: `http://${host}:${port}/docs`,
+    role: config.role,
+    data_dir: config.dataDir,
+    models_dir: config.modelsDir,
+    storage: service.blobs.location,
+  });
   const stopped = stopOnSignals(service, config, logger);
-  if (config.offline || (await service.installMissingModels()) !== 'aborted') {
+  // An API node loads no model: models are installed where jobs are transcribed.
+  if (config.role !== 'api' && (config.offline || (await service.installMissingModels()) !== 'aborted')) {
     await reportMissingModels(config, logger);
   }
   return stopped;

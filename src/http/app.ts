@@ -220,6 +220,19 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  if (deps.role === 'worker') {
+    // A worker node takes no submissions and serves no jobs (its clients are the API nodes' load balancer's
+    // health checks): only the health endpoints answer on its port.
+    app.use((req, res, next) => {
+      if (req.path === '/health' || req.path === '/health/live') {
+        next();
+        return;
+      }
+      res.status(404).type('application/problem+json').send(
+        JSON.stringify({ type: 'about:blank', title: 'Not Found', status: 404, detail: `This is a worker node: it serves only GET /health and GET /health/live, not ${req.method} ${req.path}.` }),
+      );
+    });
+  }
   app.use(bodyIdleTimeout({ idleMs: deps.uploadIdleTimeoutMs, onTimeout: (res, error) => sendError(res, error, res.req.originalUrl) }));
   app.get('/openapi.yaml', (_req, res) => {
     res.type('application/yaml').send(specYaml);
@@ -231,7 +244,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
   // Everything after this needs a key when keys are configured; the spec and its docs above do not.
   app.use(requireApiKey({ verifier: deps.apiKeys, api, onError: (res, error) => sendError(res, error, res.req.originalUrl) }));
   const upload = multipartUpload({
-    uploadsDir: `${deps.dataDir}/uploads`,
+    blobs: deps.blobs,
     maxBytes: deps.maxUploadBytes,
     maxConcurrent: deps.maxConcurrentUploads,
     allowedFields: submissionFields(spec),
@@ -262,7 +275,7 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
       route,
       queueBackpressure({ ...deps, sendError: (res, error) => sendError(res, error, route) }),
       multipartUpload({
-        uploadsDir: `${deps.dataDir}/uploads`,
+        blobs: deps.blobs,
         maxBytes: deps.maxUploadBytes,
         maxConcurrent: deps.maxConcurrentUploads,
         allowedFields: submissionFields(spec, schemaName),

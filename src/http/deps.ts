@@ -8,6 +8,8 @@ import type { JobStore } from '../jobs/job-store.ts';
 import type { IdempotencyStore } from '../jobs/idempotency-store.ts';
 import type { JobEventLog } from '../jobs/job-events.ts';
 import type { Logger } from '../logger.ts';
+import type { Config } from '../config.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
 import type { Webhooks } from '../webhooks/webhooks.ts';
 import type { ApiKeyVerifier } from './api-keys.ts';
 import type { UrlPolicy } from '../net/url-policy.ts';
@@ -23,6 +25,10 @@ export interface ApiDeps {
   logger: Logger;
   clock: Clock;
   dataDir: string;
+  /** Where uploads are stored (streamed there as they arrive). */
+  blobs: BlobStore;
+  /** An `api` node has no workers and may have no models: the worker checks what the API node cannot. */
+  role: Config['role'];
   defaultModel: string;
   maxAttempts: number;
   maxUploadBytes: number;

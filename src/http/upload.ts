@@ -1,26 +1,27 @@
 /**
  * @module http/upload
- * Streams a `multipart/form-data` job submission to disk with busboy (openapi-backend does not parse multipart
- * bodies). The file goes straight to `<uploads>/<job id>`, never into memory, and is cut off at the size limit;
- * the client's file name is kept only as sanitized metadata. Each upload holds a socket and an open file, so
- * their number is capped and a client that stops sending is cut (see `bodyIdleTimeout`).
+ * Streams a `multipart/form-data` job submission with busboy (openapi-backend does not parse multipart bodies)
+ * straight into the blob store under `uploads/<job id>`: a local file, or a multipart upload to the bucket, so it
+ * is never whole in memory nor, with a bucket, on this node's disk; it is cut off at the size limit. The
+ * client's file name is kept only as sanitized metadata. Each upload holds a socket and an open file or upload,
+ * so their number is capped and a client that stops sending is cut (see `bodyIdleTimeout`). A store that cannot
+ * be reached is a 503 `storage_unavailable`, and no job is created.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { pipeline, Transform } from 'node:stream';
 
 import busboy from 'busboy';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
-import { AppError } from '../errors.ts';
-import { removePath } from '../jobs/remove-path.ts';
+import { AppError, isAppError } from '../errors.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import { BlobTooLargeError, uploadKey } from '../storage/blob-store.ts';
 
 export interface StoredUpload {
   /** The job id the upload is stored under. */
   id: string;
-  path: string;
+  /** Its key in the blob store, which the job's row keeps as `input_path`. */
+  key: string;
   fileName: string | null;
   sizeBytes: number;
   /** SHA-256 of the file's bytes (hex), computed while streaming; part of the idempotency fingerprint. */
@@ -29,6 +30,8 @@ export interface StoredUpload {
 
 export interface UploadLocals {
   upload?: StoredUpload;
+  /** Where `upload` is, for discarding it. */
+  uploadStore?: BlobStore;
   /** Set once a job owns the file; otherwise it is deleted when the answer has been sent. */
   uploadClaimed?: boolean;
 }
@@ -38,6 +41,8 @@ const MAX_FILE_NAME_LENGTH = 200;
 const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 /** What a refused upload is told to wait: about as long as an upload slot takes to free up. */
 const UPLOADS_BUSY_RETRY_AFTER_SECONDS = 5;
+/** What an upload refused because the storage is down is told to wait. */
+const STORAGE_RETRY_AFTER_SECONDS = 30;
 
 /** Keeps a display name: no directories, no control or bidi-override characters, bounded length. */
 export function sanitizeFileName(name: string | undefined): string | null {
@@ -69,9 +74,12 @@ export interface FormShape {
   aliases?: Readonly<Record<string, string>> | undefined;
 }
 
-function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: FormShape): Promise<ParsedForm> {
+function parseForm(req: Request, blobs: BlobStore, maxBytes: number, shape: FormShape): Promise<ParsedForm> {
   const id = randomUUID();
-  const target = path.join(uploadsDir, id);
+  const key = uploadKey(id);
+  const tooLarge = (): AppError => new AppError('upload_too_large', `The file is larger than the limit of ${maxBytes} bytes.`, { limit_bytes: maxBytes });
+  const storeFailure = (error: unknown): AppError =>
+    error instanceof BlobTooLargeError ? tooLarge() : isAppError(error) ? error : new AppError('internal_error', 'Storing the upload failed.', {}, { cause: error });
   return new Promise<ParsedForm>((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
@@ -98,22 +106,22 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
       failure ??= error;
     };
     let stopped = false;
-    let currentOutput: ReturnType<typeof createWriteStream> | null = null;
+    /** Stops the store's write; the store then removes what it had written. */
+    const storing = new AbortController();
     /**
      * Answers without reading the rest of the body: the request is unpiped and left paused, so TCP flow control
-     * holds the client back until the error answer (sent with `Connection: close`) ends the connection.
+     * holds the client back until the error answer (sent with `Connection: close`) ends the connection. The
+     * answer waits until the partial object is gone.
      */
-    const stopEarly = (error: AppError, output?: NodeJS.WritableStream & { destroy(): void }): void => {
+    const stopEarly = (error: AppError): void => {
       if (stopped) {
         return;
       }
       stopped = true;
       req.unpipe(parser);
       req.pause();
-      output?.destroy();
-      void removePath(target)
-        .catch(() => undefined)
-        .then(() => reject(error));
+      storing.abort(error);
+      void (fileWrite ?? Promise.resolve()).catch(() => undefined).then(() => reject(error));
     };
 
     parser.on('field', (sent, value, info) => {
@@ -142,32 +150,31 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
         return;
       }
       let truncated = false;
-      // Piped at once: a listener attached later would miss the chunks that already flowed.
-      const output = createWriteStream(target, { flags: 'wx' });
-      currentOutput = output;
       stream.on('limit', () => {
         truncated = true;
-        stopEarly(new AppError('upload_too_large', `The file is larger than the limit of ${maxBytes} bytes.`, { limit_bytes: maxBytes }), output);
+        stopEarly(tooLarge());
       });
       const hash = createHash('sha256');
-      fileWrite = (async () => {
-        await pipeline(
-          stream,
-          async function* (source: AsyncIterable<Buffer>) {
-            for await (const chunk of source) {
-              hash.update(chunk);
-              yield chunk;
-            }
+      // Piped at once: a listener attached later would miss the chunks that already flowed.
+      const body = pipeline(
+        stream,
+        new Transform({
+          transform(chunk: Buffer, _encoding, callback) {
+            hash.update(chunk);
+            callback(null, chunk);
           },
-          output,
-        );
+        }),
+        () => undefined,
+      );
+      fileWrite = (async () => {
+        const { sizeBytes } = await blobs.put(key, body, { maxBytes, signal: storing.signal });
         if (truncated) {
-          throw new AppError('upload_too_large', `The file is larger than the limit of ${maxBytes} bytes.`, { limit_bytes: maxBytes });
+          throw tooLarge();
         }
-        return { id, path: target, fileName: sanitizeFileName(info.filename), sizeBytes: output.bytesWritten, sha256: hash.digest('hex') };
+        return { id, key, fileName: sanitizeFileName(info.filename), sizeBytes, sha256: hash.digest('hex') };
       })();
-      // Keep the rejection handled until `finish` looks at it.
-      fileWrite.catch(() => undefined);
+      // A store that fails (unreachable, full) stops reading, so the form would never end: answer at once.
+      fileWrite.catch((error: unknown) => stopEarly(storeFailure(error)));
     });
     parser.on('filesLimit', () => fail(new AppError('too_many_files', 'Send exactly one file, in the field "file".')));
     parser.on('partsLimit', () => fail(new AppError('invalid_request', 'The form has too many parts.')));
@@ -184,7 +191,7 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
         try {
           upload = fileWrite ? await fileWrite : null;
         } catch (error) {
-          fail(error instanceof AppError ? error : new AppError('internal_error', 'Storing the upload failed.'));
+          fail(storeFailure(error));
         }
         if (unknown.length > 0) {
           fail(new AppError('unknown_field', `Unknown form fields: ${unknown.join(', ')}.`, { errors: unknown.map((name) => ({ location: `body.${name}`, message: 'unknown field' })) }));
@@ -208,21 +215,23 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
           resolve({ fields, upload });
           return;
         }
-        await removePath(target).catch(() => undefined);
+        if (fileWrite !== null) {
+          await blobs.remove(key).catch(() => undefined);
+        }
         reject(failure ?? new AppError('missing_file', 'The form needs a file in the field "file".'));
       })();
     });
     // A client that goes away mid-upload never ends the parser: close the file and delete what was written.
     req.once('close', () => {
       if (!req.complete) {
-        stopEarly(new AppError('invalid_request', 'The request ended before its body did.'), currentOutput ?? undefined);
+        stopEarly(new AppError('invalid_request', 'The request ended before its body did.'));
       }
     });
     // One that stalls is answered 408 by `bodyIdleTimeout`; once that answer is out node no longer ties the request
     // to its connection (no 'close' comes when it shuts), so the file is let go of here.
     req.once('timeout', () => {
       if (!req.complete) {
-        stopEarly(new AppError('request_timeout', 'The client stopped sending the upload.'), currentOutput ?? undefined);
+        stopEarly(new AppError('request_timeout', 'The client stopped sending the upload.'));
       }
     });
     req.pipe(parser);
@@ -232,9 +241,9 @@ function parseForm(req: Request, uploadsDir: string, maxBytes: number, shape: Fo
 /** Deletes the stored upload of a request that no job took; call before answering with an error. */
 export async function discardUpload(res: Response): Promise<void> {
   const { locals } = res;
-  if (locals.upload && !locals.uploadClaimed) {
+  if (locals.upload && locals.uploadStore && !locals.uploadClaimed) {
     locals.uploadClaimed = true;
-    await removePath(locals.upload.path);
+    await locals.uploadStore.remove(locals.upload.key);
   }
 }
 
@@ -243,7 +252,7 @@ export async function discardUpload(res: Response): Promise<void> {
  * `file`) in `req.body` for openapi-backend to validate, and deletes the file if no job took it.
  */
 export function multipartUpload(options: {
-  uploadsDir: string;
+  blobs: BlobStore;
   maxBytes: number;
   /** Uploads read at once; past it the answer is 503 before the body is read. */
   maxConcurrent: number;
@@ -283,14 +292,14 @@ export function multipartUpload(options: {
       return;
     }
     active++;
-    mkdir(options.uploadsDir, { recursive: true })
-      .then(() => parseForm(req, options.uploadsDir, options.maxBytes, { allowed: options.allowedFields, arrays: options.arrayFields, aliases: options.fieldAliases }))
+    parseForm(req, options.blobs, options.maxBytes, { allowed: options.allowedFields, arrays: options.arrayFields, aliases: options.fieldAliases })
       .finally(() => {
         active--;
       })
       .then(
       ({ fields, upload }) => {
         res.locals.upload = upload;
+        res.locals.uploadStore = options.blobs;
         // A safety net: error answers discard the upload before they are sent (see `discardUpload`).
         res.on('close', () => void discardUpload(res));
         const body = { ...fields, file: upload.fileName ?? '' };
@@ -307,6 +316,9 @@ export function multipartUpload(options: {
         // (A stalled upload has had its 408 already.)
         if (!req.complete && !res.headersSent) {
           res.setHeader('Connection', 'close');
+        }
+        if (isAppError(error) && error.code === 'storage_unavailable' && !res.headersSent) {
+          res.setHeader('Retry-After', String(STORAGE_RETRY_AFTER_SECONDS));
         }
         options.onError(res, error);
       },

@@ -3,7 +3,9 @@
  * Takes jobs off the queue and runs them: normalize with ffmpeg, transcribe in the worker pool, store the
  * transcript. It holds each job by a lease that it renews while the job runs; a job whose lease lapses (the
  * server was killed, a heartbeat could not be written) goes back to the queue through the reaper, so an
- * accepted job is never lost, and a stale owner's late answer is fenced off by its token.
+ * accepted job is never lost, and a stale owner's late answer is fenced off by its token. Each attempt works in
+ * its own directory of this node's data directory: the upload is read in place from local storage or fetched
+ * from the bucket, a URL is downloaded there (never stored in the bucket: a retry downloads it again).
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -16,6 +18,9 @@ import { AppError, isAppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { MediaDownloader } from '../net/media-download.ts';
 import type { ModelCatalog } from '../transcription/models.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import { BlobNotFoundError, uploadKey } from '../storage/blob-store.ts';
+import { checkModelRequest } from '../transcription/model-request.ts';
 import type { ProgressMessage, TaskOutput } from '../transcription/task-messages.ts';
 import type { TranscriptionPool } from '../transcription/worker-pool.ts';
 import { jobPaths } from './job-files.ts';
@@ -31,6 +36,8 @@ export interface DispatcherOptions {
   models: ModelCatalog;
   logger: Logger;
   dataDir: string;
+  /** Where uploads are kept; a job's `input_path` is its key. */
+  blobs: BlobStore;
   maxWorkers: number;
   leaseMs: number;
   clock?: Clock;
@@ -84,7 +91,7 @@ export function retryDelayMs(attempt: number, baseMs: number, maxMs: number, ran
 }
 
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
-  const { store, pool, ffmpeg, models, logger, dataDir, maxWorkers, leaseMs } = options;
+  const { store, pool, ffmpeg, models, logger, dataDir, blobs, maxWorkers, leaseMs } = options;
   const clock = options.clock ?? systemClock;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const retryBaseMs = options.retryBaseMs ?? 5000;
@@ -139,6 +146,40 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   let pollTimer: NodeJS.Timeout | null = null;
   let reapTimer: NodeJS.Timeout | null = null;
 
+  /** Once no attempt will read it again; a storage that cannot be reached leaves it to the orphan sweep. */
+  const removeUpload = async (job: { id: string; input_path?: string }): Promise<void> => {
+    try {
+      await blobs.remove(job.input_path ?? uploadKey(job.id));
+    } catch (error) {
+      logger.warn('removing an upload failed; the orphan sweep retries', { job_id: job.id, error });
+    }
+  };
+
+  /** The job's media as a local file for ffmpeg. */
+  const fetchInput = async (job: JobRow, paths: ReturnType<typeof jobPaths>, signal: AbortSignal, log: Logger): Promise<string> => {
+    if (job.source_url !== null) {
+      if (!options.download) {
+        throw new AppError('download_failed', 'This server does not download URLs.');
+      }
+      const { bytes } = await options.download(job.source_url, paths.input, signal);
+      log.info('media downloaded', { size_bytes: bytes });
+      return paths.input;
+    }
+    const inPlace = blobs.localPath(job.input_path);
+    if (inPlace !== null) {
+      return inPlace;
+    }
+    try {
+      await blobs.download(job.input_path, paths.input, signal);
+    } catch (error) {
+      if (error instanceof BlobNotFoundError) {
+        throw new AppError('internal_error', 'The upload is missing from the storage.', {}, { cause: error });
+      }
+      throw error;
+    }
+    return paths.input;
+  };
+
   const reap = async (): Promise<void> => {
     try {
       for (const job of await store.reapExpired(clock.now())) {
@@ -146,7 +187,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         events.emit('job:reaped', job.id);
         if (job.status === 'failed') {
           // Attempts spent: no retry will read the upload again.
-          await removePath(jobPaths(dataDir, job.id).upload);
+          await removeUpload(job);
         }
       }
     } catch (error) {
@@ -178,18 +219,18 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const scan = await models.scan();
       const model = scan.models.find((candidate) => candidate.name === job.model);
       if (!model) {
-        throw new AppError('model_not_installed', `The model ${job.model} is no longer installed.`);
+        throw new AppError('model_not_installed', `The model ${job.model} is not installed on this worker.`);
       }
-      if (job.source_url !== null) {
-        if (!options.download) {
-          throw new AppError('download_failed', 'This server does not download URLs.');
-        }
-        // A previous attempt may have left part of the file.
-        await removePath(paths.upload);
-        const { bytes } = await options.download(job.source_url, paths.upload, signal);
-        log.info('media downloaded', { size_bytes: bytes });
+      // An API node without models accepted the job on its name alone: what it could not check is checked here.
+      const refused = checkModelRequest(model, { language: job.language, task: job.task });
+      if (refused !== null) {
+        throw new AppError(refused.code, refused.message);
       }
-      const audio = await ffmpeg.normalize(paths.upload, paths.audio, signal);
+      if (job.timestamp_granularity === 'word' && !model.wordTimestamps) {
+        throw new AppError('word_timestamps_unsupported', `The model ${model.name} has no alignment heads, so it cannot time words.`);
+      }
+      const input = await fetchInput(job, paths, signal, log);
+      const audio = await ffmpeg.normalize(input, paths.audio, signal);
       progress = { progress: 0, durationSeconds: audio.durationSeconds };
       await store.recordMediaStart(job.id, owner, audio.startTimeSeconds);
       await heartbeat();
@@ -239,7 +280,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           decodes,
         });
         events.emit('job:completed', job.id);
-        await removePath(paths.upload);
+        await removeUpload(job);
       } else {
         log.warn('job finished after its lease was lost; result dropped');
       }
@@ -282,7 +323,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       });
       events.emit('job:failed', job.id, failure, willRetry);
       if (!willRetry) {
-        await removePath(jobPaths(dataDir, job.id).upload);
+        await removeUpload(job);
       }
     }
   };

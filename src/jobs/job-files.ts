@@ -1,20 +1,26 @@
 /**
  * @module jobs/job-files
- * Where a job's files live under the data directory: its upload (kept until no attempt will read it again) and
- * its work directory (the normalized audio of the attempt running now).
+ * Where a job's files live: its upload in the blob store (kept until no attempt will read it again) and its work
+ * directory under the data directory of the node running it (the input fetched for ffmpeg and the normalized
+ * audio of the attempt running now).
  */
 import path from 'node:path';
 
+import type { BlobStore } from '../storage/blob-store.ts';
+import { uploadKey } from '../storage/blob-store.ts';
 import { removePath } from './remove-path.ts';
 
-export function jobPaths(dataDir: string, id: string): { upload: string; workDir: string; audio: string } {
+/** `upload` is where the local store keeps the upload (`uploads/<id>` under the data directory). */
+export function jobPaths(dataDir: string, id: string): { upload: string; workDir: string; input: string; audio: string } {
   const workDir = path.join(dataDir, 'work', id);
-  return { upload: path.join(dataDir, 'uploads', id), workDir, audio: path.join(workDir, 'audio.pcm') };
+  return { upload: path.join(dataDir, uploadKey(id)), workDir, input: path.join(workDir, 'input'), audio: path.join(workDir, 'audio.pcm') };
 }
 
-/** Removes a job's upload and work directory, whichever of them exist (retried when out of file descriptors). */
-export async function removeJobFiles(dataDir: string, id: string): Promise<void> {
-  const paths = jobPaths(dataDir, id);
-  await removePath(paths.upload);
-  await removePath(paths.workDir);
+/**
+ * Removes a job's work directory and its upload, whichever exist (retried when out of file descriptors). Throws
+ * `storage_unavailable` when the store cannot be reached: the orphan sweep removes the upload later.
+ */
+export async function removeJobFiles(dataDir: string, blobs: BlobStore, id: string): Promise<void> {
+  await removePath(jobPaths(dataDir, id).workDir);
+  await blobs.remove(uploadKey(id));
 }

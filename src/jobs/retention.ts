@@ -1,14 +1,18 @@
 /**
  * @module jobs/retention
  * Keeps disk use bounded: finished jobs, their transcripts and files are deleted once their retention ends, and
- * files that no job needs any more are removed: at start-up all of them (left by a killed server), and at every
- * sweep those old enough not to belong to an upload or a claim in progress (left by a cleanup that failed).
+ * files that no job needs any more are removed: at start-up all of them (left by a killed server) when this node
+ * is alone with its files, and at every sweep those old enough not to belong to an upload or a claim in progress
+ * (left by a cleanup that failed, or by an API node killed mid-upload: the storage is listed, so an object in a
+ * bucket is found like a file).
  */
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../logger.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import { UPLOADS_PREFIX } from '../storage/blob-store.ts';
 import { jobPaths, removeJobFiles } from './job-files.ts';
 import type { JobStore } from './job-store.ts';
 import { removePath } from './remove-path.ts';
@@ -16,6 +20,7 @@ import { removePath } from './remove-path.ts';
 export interface RetentionOptions {
   store: JobStore;
   dataDir: string;
+  blobs: BlobStore;
   clock: Clock;
   logger: Logger;
   defaultRetentionSeconds: number;
@@ -35,7 +40,8 @@ export interface RetentionSweeper {
   sweep(): Promise<number>;
   /**
    * Removes uploads and work directories of jobs that no longer need them, when last changed at least
-   * `minAgeMs` ago. With 0 (at start-up) call it before claiming starts and before the server listens.
+   * `minAgeMs` ago. With 0 (at start-up, only when no other node shares the files) call it before claiming
+   * starts and before the server listens.
    */
   removeOrphans(minAgeMs?: number): Promise<number>;
   start(): void;
@@ -53,7 +59,7 @@ async function entries(dir: string): Promise<string[]> {
 }
 
 export function createRetentionSweeper(options: RetentionOptions): RetentionSweeper {
-  const { store, dataDir, clock, logger, defaultRetentionSeconds } = options;
+  const { store, dataDir, blobs, clock, logger, defaultRetentionSeconds } = options;
   const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
   const batchSize = options.batchSize ?? 500;
   const orphanMinAgeMs = options.orphanMinAgeMs ?? 10 * 60_000;
@@ -73,7 +79,8 @@ export function createRetentionSweeper(options: RetentionOptions): RetentionSwee
     for (;;) {
       const removed = await store.removeExpired(clock.now(), batchSize);
       for (const job of removed) {
-        await removeJobFiles(dataDir, job.id);
+        // The row is gone already: an upload the storage could not remove now is left to the orphan pass.
+        await removeJobFiles(dataDir, blobs, job.id).catch((error: unknown) => logger.warn('removing an expired job\'s files failed; the orphan sweep retries', { job_id: job.id, error }));
       }
       total += removed.length;
       if (removed.length < batchSize) {
@@ -109,15 +116,23 @@ export function createRetentionSweeper(options: RetentionOptions): RetentionSwee
     },
 
     async removeOrphans(minAgeMs = 0) {
-      const uploads = (await entries(path.join(dataDir, 'uploads'))).filter(isUuid);
+      /** Each upload's key by job id, with its newest write (an unfinished S3 upload of a key shows beside it). */
+      const uploads = new Map<string, { key: string; lastModifiedMs: number }>();
+      for await (const entry of blobs.list(UPLOADS_PREFIX)) {
+        const id = entry.key.slice(UPLOADS_PREFIX.length);
+        if (isUuid(id)) {
+          const known = uploads.get(id);
+          uploads.set(id, { key: entry.key, lastModifiedMs: Math.max(entry.lastModifiedMs, known?.lastModifiedMs ?? 0) });
+        }
+      }
       const work = (await entries(path.join(dataDir, 'work'))).filter(isUuid);
-      const statuses = await store.statuses([...new Set([...uploads, ...work])]);
+      const statuses = await store.statuses([...new Set([...uploads.keys(), ...work])]);
       let removed = 0;
-      for (const id of uploads) {
+      for (const [id, upload] of uploads) {
         const status = statuses.get(id);
         // A pending or running job still needs its upload (a retry decodes it again).
-        if (status !== 'pending' && status !== 'processing' && (await oldEnough(jobPaths(dataDir, id).upload, minAgeMs))) {
-          await removePath(jobPaths(dataDir, id).upload);
+        if (status !== 'pending' && status !== 'processing' && (minAgeMs <= 0 || upload.lastModifiedMs <= Date.now() - minAgeMs)) {
+          await blobs.remove(upload.key);
           removed++;
         }
       }
@@ -128,7 +143,7 @@ export function createRetentionSweeper(options: RetentionOptions): RetentionSwee
         }
       }
       if (removed > 0) {
-        logger.info('files no job needs were removed', { files: removed });
+        logger.info('files no job needs were removed', { files: removed, storage: blobs.location });
       }
       return removed;
     },

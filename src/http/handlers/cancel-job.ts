@@ -24,7 +24,8 @@ export function cancelJobHandler(deps: ApiDeps): OperationHandler<'cancelJob'> {
     }
     // A job running in another process notices at its next heartbeat, when it finds its lease gone.
     const stopped = deps.dispatcher.abortJob(id);
-    await removeJobFiles(deps.dataDir, id);
+    // The answer does not wait for a storage that is down: the orphan sweep removes the upload later.
+    await removeJobFiles(deps.dataDir, deps.blobs, id).catch((error: unknown) => deps.logger.warn('removing the job\'s files failed; the orphan sweep retries', { job_id: id, error }));
     deps.logger.info('job canceled', { job_id: id, was: outcome.before.status, worker_stopped: stopped });
     const job = await deps.store.get(id);
     if (!job) {

@@ -4,13 +4,12 @@
  * to download): check the URL, the model and the language, enqueue, answer 202 at once.
  */
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 
 import type { Request, Response } from 'express';
 
 import { AppError } from '../../errors.ts';
-import { jobPaths } from '../../jobs/job-files.ts';
 import { jobView } from '../../jobs/job-view.ts';
+import { uploadKey } from '../../storage/blob-store.ts';
 import { checkModelRequest } from '../../transcription/model-request.ts';
 import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
 import { ownerOf } from '../api-keys.ts';
@@ -61,23 +60,26 @@ async function acceptJob(
   const modelName = body.model ?? deps.defaultModel;
   const { models } = await deps.models.scan();
   const model = models.find((candidate) => candidate.name === modelName);
-  if (!model) {
+  const language = body.language ?? null;
+  const task = body.task ?? 'transcribe';
+  const granularity = body.timestamp_granularity ?? null;
+  if (model) {
+    const refused = checkModelRequest(model, { language, task });
+    if (refused !== null) {
+      throw new AppError(refused.code, refused.message, refused.code === 'unsupported_language' ? { supported_languages: [...model.languages] } : {});
+    }
+    if (granularity === 'word' && !model.wordTimestamps) {
+      throw new AppError('word_timestamps_unsupported', `The model ${model.name} has no alignment heads, so it cannot time words; ask for segment timestamps or another model.`, {
+        installed_models: models.filter((candidate) => candidate.wordTimestamps).map((candidate) => candidate.name),
+      });
+    }
+  } else if (deps.role !== 'api') {
     throw new AppError('model_not_installed', `The model ${modelName} is not installed.`, {
       installed_models: models.map((installed) => installed.name),
     });
   }
-  const language = body.language ?? null;
-  const task = body.task ?? 'transcribe';
-  const refused = checkModelRequest(model, { language, task });
-  if (refused !== null) {
-    throw new AppError(refused.code, refused.message, refused.code === 'unsupported_language' ? { supported_languages: [...model.languages] } : {});
-  }
-  const granularity = body.timestamp_granularity ?? null;
-  if (granularity === 'word' && !model.wordTimestamps) {
-    throw new AppError('word_timestamps_unsupported', `The model ${model.name} has no alignment heads, so it cannot time words; ask for segment timestamps or another model.`, {
-      installed_models: models.filter((candidate) => candidate.wordTimestamps).map((candidate) => candidate.name),
-    });
-  }
+  // An API node without the model accepts the name: the worker that claims the job checks the rest, failing it
+  // with the same code this answer would have had.
   const webhookUrl = body.webhook_url ?? deps.webhooks.defaultUrl;
   if (webhookUrl !== null) {
     await deps.webhooks.checkUrl(webhookUrl);
@@ -86,11 +88,11 @@ async function acceptJob(
   const row = await deps.store.enqueue(
     {
       id,
-      model: model.name,
+      model: modelName,
       language,
       task,
       fileName: upload ? upload.fileName : urlFileName(sourceUrl),
-      inputPath: path.relative(deps.dataDir, upload?.path ?? jobPaths(deps.dataDir, id).upload),
+      inputPath: upload?.key ?? uploadKey(id),
       maxAttempts: deps.maxAttempts,
       sourceUrl: sourceUrl?.href ?? null,
       retentionSeconds: body.retention_seconds ?? deps.retentionSeconds,

@@ -18,7 +18,8 @@ export function deleteJobHandler(deps: ApiDeps): OperationHandler<'deleteJob'> {
       throw new AppError('job_not_found', `No job has the id ${id}.`);
     }
     deps.dispatcher.abortJob(id);
-    await removeJobFiles(deps.dataDir, id);
+    // The answer does not wait for a storage that is down: the orphan sweep removes the upload later.
+    await removeJobFiles(deps.dataDir, deps.blobs, id).catch((error: unknown) => deps.logger.warn('removing the job\'s files failed; the orphan sweep retries', { job_id: id, error }));
     deps.logger.info('job deleted', { job_id: id, status: removed.status });
     res.status(204).end();
   };

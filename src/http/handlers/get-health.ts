@@ -2,6 +2,7 @@
  * @module http/handlers/get-health
  * `GET /health`: cheap checks only (a directory scan and a metadata read), so it answers while workers decode.
  * It is open to all; with keys configured, where the models live is told only to a request with a valid key.
+ * An API node (`--role api`) has no model checks: it needs no models.
  */
 import { VAD_NAME } from '../../transcription/model-installer.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -10,6 +11,11 @@ import { sendJson } from '../operation-types.ts';
 
 export function getHealthHandler(deps: ApiDeps): OperationHandler<'getHealth'> {
   return async (_c, _req, res) => {
+    if (deps.role === 'api') {
+      // An API node transcribes nothing: models are the workers' to have, so their absence here is no fault.
+      sendJson(res, 'getHealth', 200, { status: 'ready', role: deps.role, checks: [] });
+      return;
+    }
     // Keys off: every operation is open (GET /models too), so there is nothing to hide.
     const where = res.locals.caller === undefined ? 'the models directory' : deps.models.modelsDir;
     const scan = await deps.models.scan();
@@ -39,6 +45,7 @@ export function getHealthHandler(deps: ApiDeps): OperationHandler<'getHealth'> {
     }
     sendJson(res, 'getHealth', ready ? 200 : 503, {
       status: ready ? 'ready' : 'not_ready',
+      role: deps.role,
       checks,
       workers: deps.workers.workers().map((worker) => ({
         model: worker.model,

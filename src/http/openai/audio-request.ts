@@ -5,8 +5,6 @@
  * the work: a client that goes away, a wait that runs out (202 with the job's Location) or `Prefer:
  * respond-async` leave the job to complete and stay fetchable under `/jobs/{id}`.
  */
-import path from 'node:path';
-
 import type { Request, Response } from 'express';
 
 import { AppError } from '../../errors.ts';
@@ -211,7 +209,7 @@ export async function handleAudioRequest(deps: ApiDeps, task: 'transcribe' | 'tr
       language,
       task,
       fileName: upload.fileName,
-      inputPath: path.relative(deps.dataDir, upload.path),
+      inputPath: upload.key,
       maxAttempts: deps.maxAttempts,
       retentionSeconds: deps.retentionSeconds,
       // Words are kept whenever the model has them (subtitles are timed by them), unless only segments were asked.
