@@ -63,7 +63,9 @@ export interface Service {
 }
 
 export async function createService(config: Config, logger: Logger, clock: Clock = systemClock): Promise<Service> {
-  await mkdir(path.join(config.dataDir, 'uploads'), { recursive: true });
+  if (config.storage === null) {
+    await mkdir(path.join(config.dataDir, 'uploads'), { recursive: true });
+  }
   await mkdir(path.join(config.dataDir, 'work'), { recursive: true });
   const db = await openDatabase(path.join(config.dataDir, 'cesar.db'));
   const store = createJobStore(db);
@@ -175,8 +177,13 @@ export async function createService(config: Config, logger: Logger, clock: Clock
       // Before any claim: a file left by a killed server is only an orphan while no job of ours runs. Another
       // node may be receiving an upload into the same storage right now, though: then only old files are.
       const alone = config.storage === null && config.role === 'all';
-      await retention.removeOrphans(alone ? 0 : undefined);
-      await retention.sweep();
+      try {
+        await retention.removeOrphans(alone ? 0 : config.orphanMinAgeSeconds * 1000);
+        await retention.sweep();
+      } catch (error) {
+        // A bucket that is down must not keep a node from starting: the periodic sweep tries again.
+        logger.error('the start-up sweep failed', { error });
+      }
       retention.start();
       jobEvents.start(dispatcher.events);
       await webhooks.start(dispatcher.events);
