@@ -230,6 +230,10 @@ describe('roles on one machine (SQLite, local folders)', () => {
       assert.equal(done.status, 'completed', JSON.stringify(done.error));
       assert.deepEqual(words((await api.client.get(`/jobs/${id}/result`)).text), JFK.split(' '));
       assert.ok(worker.logs.some((line) => line.msg === 'job completed' && line.job_id === id));
+      // The OpenAI-compatible route too: the API node waits for the job the worker runs.
+      const openai = await api.client.post('/v1/audio/transcriptions', { body: await jobForm('jfk.ogg', { model: 'whisper-1' }) });
+      assert.equal(openai.status, 200, openai.text);
+      assert.deepEqual(words((openai.json as { text: string }).text), JFK.split(' '));
 
       const workerHealth = await worker.client.get('/health');
       assert.equal(workerHealth.status, 200);

@@ -240,7 +240,7 @@ export const SETTINGS = {
     variable: 'CESAR_DATA_DIR',
     default: './data',
     flag: { name: 'data-dir', value: 'DIR' },
-    meaning: 'where the job database, uploads and work files live; nothing is written elsewhere',
+    meaning: 'where the job database, uploads (unless `CESAR_STORAGE_URL` is set) and work files live; nothing is written elsewhere',
   }),
   modelsDir: directory({
     variable: 'CESAR_MODELS_DIR',

@@ -1,7 +1,7 @@
 /**
  * @module cli/serve
- * `cesar serve`: starts the HTTP service and turns SIGTERM/SIGINT into a graceful shutdown (a second signal
- * exits at once). Without its default model or the VAD model it still starts, answering not-ready on /health,
+ * `cesar serve`: starts the HTTP service (in the role `--role` says) and turns SIGTERM/SIGINT into a graceful
+ * shutdown (a second signal exits at once). Without its default model or the VAD model it still starts, answering not-ready on /health,
  * and installs them from the release site; offline, or when that fails, it says which one command installs
  * what is missing.
  */
@@ -22,9 +22,10 @@ import { commandConfig, mergedEnv } from './settings.ts';
 
 export const SERVE_USAGE = `Usage: cesar serve [options]
 
-Starts the Cesar HTTP API. When the default model or the VAD model is missing, it first downloads them
-from CESAR_MODELS_BASE_URL (GET /health answers 503 with the download's progress meanwhile); offline, it
-starts not ready and names the command that installs them. Each option overrides its environment
+Starts the Cesar HTTP API and its workers (--role api: the API alone, which needs no models; --role
+worker: the workers alone, with only GET /health on the port). When the default model or the VAD model is
+missing, it first downloads them from CESAR_MODELS_BASE_URL (GET /health answers 503 with the download's
+progress meanwhile); offline, it starts not ready and names the command that installs them. Each option overrides its environment
 variable, which overrides the same variable in ./.env, which overrides the default.
 
 Options:

@@ -32,13 +32,18 @@ type AudioForm = Partial<Schemas['OpenAITranscriptionRequest']>;
 
 /** The installed model a request names (`whisper-1`: the default one), or OpenAI's 404. */
 export async function resolveModel(deps: Pick<ApiDeps, 'models' | 'defaultModel'>, name: string): Promise<InstalledModel> {
-  const wanted = name === OPENAI_DEFAULT_MODEL_ALIAS ? deps.defaultModel : name;
-  const { models } = await deps.models.scan();
-  const model = models.find((candidate) => candidate.name === wanted);
+  const model = await findModel(deps, name);
   if (!model) {
     throw new AppError('model_not_installed', `The model \`${name}\` does not exist or is not installed.`, { param: 'model' });
   }
   return model;
+}
+
+/** The installed model a request names (the alias meaning the default one); undefined when not installed here. */
+async function findModel(deps: Pick<ApiDeps, 'models' | 'defaultModel'>, name: string): Promise<InstalledModel | undefined> {
+  const wanted = name === OPENAI_DEFAULT_MODEL_ALIAS ? deps.defaultModel : name;
+  const { models } = await deps.models.scan();
+  return models.find((candidate) => candidate.name === wanted);
 }
 
 function wantsAsync(req: Request): boolean {
@@ -181,7 +186,10 @@ export async function handleAudioRequest(deps: ApiDeps, task: 'transcribe' | 'tr
     throw new AppError('missing_file', 'Send the audio in the field "file".');
   }
   const form = req.body as AudioForm;
-  const model = await resolveModel(deps, form.model ?? OPENAI_DEFAULT_MODEL_ALIAS);
+  const requested = form.model ?? OPENAI_DEFAULT_MODEL_ALIAS;
+  // An API node without models accepts the name: the worker that claims the job checks it and what it can do.
+  const model = deps.role === 'api' ? await findModel(deps, requested) : await resolveModel(deps, requested);
+  const modelName = model?.name ?? (requested === OPENAI_DEFAULT_MODEL_ALIAS ? deps.defaultModel : requested);
   const format: OpenAIResponseFormat = form.response_format ?? 'json';
   const granularities: OpenAIGranularity[] = [...new Set(form.timestamp_granularities ?? [])];
   const stream = form.stream === true;
@@ -192,20 +200,20 @@ export async function handleAudioRequest(deps: ApiDeps, task: 'transcribe' | 'tr
     throw new AppError('invalid_request', `stream=true gives text events; it works with response_format json or text, not ${format}.`, { param: 'stream' });
   }
   const language = form.language ?? null;
-  if (language !== null && !model.languages.includes(language)) {
+  if (model && language !== null && !model.languages.includes(language)) {
     throw new AppError('unsupported_language', `The model ${model.name} does not support the language ${language}.`, { param: 'language' });
   }
-  if (task === 'translate' && !model.multilingual) {
+  if (model && task === 'translate' && !model.multilingual) {
     throw new AppError('unsupported_task', `The model ${model.name} is English-only and cannot translate; name a multilingual model.`, { param: 'model' });
   }
-  if (granularities.includes('word') && !model.wordTimestamps) {
+  if (model && granularities.includes('word') && !model.wordTimestamps) {
     throw new AppError('word_timestamps_unsupported', `The model ${model.name} cannot time words.`, { param: 'timestamp_granularities' });
   }
   const unused = [form.prompt !== undefined ? 'prompt' : null, form.temperature !== undefined ? 'temperature' : null].filter((name) => name !== null);
   const job = await deps.store.enqueue(
     {
       id: upload.id,
-      model: model.name,
+      model: modelName,
       language,
       task,
       fileName: upload.fileName,
