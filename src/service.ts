@@ -32,6 +32,8 @@ import { createModelInstaller } from './transcription/model-installer.ts';
 import type { InstallOutcome } from './transcription/model-installer.ts';
 import { createModelCatalog } from './transcription/models.ts';
 import { createTranscriptionPool } from './transcription/worker-pool.ts';
+import { openPostgres } from './postgres/database.ts';
+import { createPostgresJobStore } from './postgres/job-store.ts';
 import { createWebhookTarget } from './webhooks/webhook-target.ts';
 import { createWebhooks } from './webhooks/webhooks.ts';
 
@@ -52,11 +54,53 @@ export interface Service {
   close(graceMs?: number): Promise<void>;
 }
 
+/** An idempotency key in flight this long on a shared database belongs to a request that will never answer. */
+const IN_FLIGHT_KEY_MAX_AGE_MS = 60 * 60_000;
+
+interface Backend {
+  db: Database;
+  store: JobStore;
+  /** Wakes the caller when any node enqueues a job (a shared database); absent when only this process enqueues. */
+  subscribe?: (listener: () => void) => () => void;
+  close(): Promise<void>;
+}
+
+/** The one place that picks the database: PostgreSQL when `CESAR_DATABASE_URL` is set, else SQLite in the data directory. */
+async function openBackend(config: Config, logger: Logger): Promise<Backend> {
+  if (config.databaseUrl === null) {
+    const db = await openDatabase(path.join(config.dataDir, 'cesar.db'));
+    return { db, store: createJobStore(db), close: () => db.close() };
+  }
+  const db = await openPostgres({ url: config.databaseUrl, logger });
+  try {
+    const store = await createPostgresJobStore({
+      db,
+      url: config.databaseUrl,
+      logger,
+      leaseMs: config.leaseMs,
+      retryBaseMs: config.retryBaseMs,
+      retryMaxMs: config.retryMaxMs,
+    });
+    return {
+      db,
+      store,
+      subscribe: (listener) => store.subscribe(listener),
+      close: async () => {
+        await store.close();
+        await db.close();
+      },
+    };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
+
 export async function createService(config: Config, logger: Logger, clock: Clock = systemClock): Promise<Service> {
   await mkdir(path.join(config.dataDir, 'uploads'), { recursive: true });
   await mkdir(path.join(config.dataDir, 'work'), { recursive: true });
-  const db = await openDatabase(path.join(config.dataDir, 'cesar.db'));
-  const store = createJobStore(db);
+  const backend = await openBackend(config, logger);
+  const { db, store } = backend;
   const models = createModelCatalog(config.modelsDir);
   const pool = createTranscriptionPool({
     workers: config.maxWorkers,
@@ -87,10 +131,19 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     retryBaseMs: config.retryBaseMs,
     retryMaxMs: config.retryMaxMs,
   });
-  const retention = createRetentionSweeper({ store, dataDir: config.dataDir, clock, logger, defaultRetentionSeconds: config.retentionSeconds });
+  const unsubscribe = backend.subscribe?.(() => dispatcher.notify());
+  const retention = createRetentionSweeper({
+    store,
+    dataDir: config.dataDir,
+    clock,
+    logger,
+    defaultRetentionSeconds: config.retentionSeconds,
+    exclusively: (name, fn) => db.exclusively(name, fn),
+  });
   const idempotency = createIdempotencyStore(db);
-  // Requests in flight when the previous process stopped will never be answered: free their keys.
-  await idempotency.clearInFlight();
+  // Requests in flight when the previous process stopped will never be answered: free their keys. On a shared
+  // database other nodes' requests may be in flight: only keys older than any request may run are freed.
+  await idempotency.clearInFlight(db.dialect === 'postgres' ? clock.now() - IN_FLIGHT_KEY_MAX_AGE_MS : undefined);
   await idempotency.purgeExpired(clock.now());
   const jobEvents = createJobEventLog(db, clock, (error) => logger.error('recording a job event failed', { error }));
   const webhooks = createWebhooks({
@@ -132,6 +185,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     modelDownload: () => installer.current(),
     openAIWaitSeconds: config.openAIWaitSeconds,
     startedMs: clock.now(),
+    ...(db.dialect === 'postgres' && { database: { description: 'PostgreSQL', reachable: () => db.reachable() } }),
   });
   let server: Server | null = null;
 
@@ -181,7 +235,8 @@ export async function createService(config: Config, logger: Logger, clock: Clock
       server?.closeAllConnections();
       await closing;
       await pool.destroy();
-      await db.close();
+      unsubscribe?.();
+      await backend.close();
     },
   };
 }
