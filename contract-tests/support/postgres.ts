@@ -27,6 +27,8 @@ export interface TestPostgres {
   stopServer(): Promise<void>;
   /** Starts it again on the same port and data. */
   startServer(): Promise<void>;
+  /** `stopServer()` then `startServer()`. */
+  restart(): Promise<void>;
   /** Stops it for good and removes its files. */
   stop(): Promise<void>;
 }
@@ -92,7 +94,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   const shared = process.env.CESAR_TEST_DATABASE_URL;
   if (shared) {
     const refuse = (): Promise<void> => Promise.reject(new Error('a shared CESAR_TEST_DATABASE_URL server cannot be stopped by a test'));
-    return { adminUrl: shared, createDatabase: databaseCreator(shared), stopServer: refuse, startServer: refuse, stop: () => Promise.resolve() };
+    return { adminUrl: shared, createDatabase: databaseCreator(shared), stopServer: refuse, startServer: refuse, restart: refuse, stop: () => Promise.resolve() };
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cesar-pg-'));
   const dataDir = path.join(dir, 'data');
@@ -104,29 +106,35 @@ export async function startPostgres(): Promise<TestPostgres> {
   await asPostgres('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--no-instructions']);
   const port = await freePort();
   const options = `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
-  const startServer = async (): Promise<void> => {
+  const startCluster = async (): Promise<void> => {
     await asPostgres('pg_ctl', ['-D', dataDir, '-o', options, '-l', path.join(dir, 'server.log'), '-w', '-t', '30', 'start']);
   };
-  const stopServer = async (): Promise<void> => {
+  const stopCluster = async (): Promise<void> => {
     await asPostgres('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', '-t', '30', 'stop']);
   };
-  await startServer();
+  await startCluster();
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let running = true;
   return {
     adminUrl,
     createDatabase: databaseCreator(adminUrl),
     async stopServer() {
-      await stopServer();
+      await stopCluster();
       running = false;
     },
     async startServer() {
-      await startServer();
+      await startCluster();
+      running = true;
+    },
+    async restart() {
+      await stopCluster();
+      running = false;
+      await startCluster();
       running = true;
     },
     async stop() {
       if (running) {
-        await stopServer().catch(() => undefined);
+        await stopCluster().catch(() => undefined);
         running = false;
       }
       await rm(dir, { recursive: true, force: true });
