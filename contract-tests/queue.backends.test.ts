@@ -324,6 +324,47 @@ describe('the job store on PostgreSQL, across nodes', () => {
     assert.equal((await a.store.get(job.id))?.status, 'completed');
   });
 
+  test('a task run exclusively (the reaper, the retention sweep) runs on one node at a time, and on the next when the first is done', async () => {
+    const url = await postgres.createDatabase();
+    const [a, b] = await Promise.all([pgNode(url), pgNode(url)]);
+    let running = 0;
+    let most = 0;
+    const task = async (): Promise<string> => {
+      running++;
+      most = Math.max(most, running);
+      await sleep(300);
+      running--;
+      return 'ran';
+    };
+    const outcomes = await Promise.all([a.db.exclusively('retention', task), b.db.exclusively('retention', task)]);
+    assert.deepEqual([...outcomes].sort(), ['ran', undefined]);
+    assert.equal(most, 1);
+    assert.equal(await b.db.exclusively('retention', task), 'ran');
+  });
+
+  test('two nodes claiming webhook messages together never take the same one', async () => {
+    const url = await postgres.createDatabase();
+    const [a, b] = await Promise.all([pgNode(url), pgNode(url)]);
+    const ids = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const job = await a.store.enqueue(newJob(), Date.now());
+      await createOutbox(a.db).attach(job.id, 'http://127.0.0.1:1/hook', ['canceled']);
+      await a.store.cancel(job.id, Date.now());
+      ids.add(job.id);
+    }
+    assert.equal(await createOutbox(a.db).sweep(Date.now(), (row, event) => JSON.stringify({ id: row.id, event })), 30);
+    const claimAll = async (db: Database): Promise<string[]> => {
+      const mine: string[] = [];
+      for (let due = await createOutbox(db).claimDue(Date.now(), 60_000, 2); due.length > 0; due = await createOutbox(db).claimDue(Date.now(), 60_000, 2)) {
+        mine.push(...due.map((message) => message.job_id));
+      }
+      return mine;
+    };
+    const taken = (await Promise.all([claimAll(a.db), claimAll(b.db), claimAll(a.db), claimAll(b.db)])).flat();
+    assert.equal(taken.length, 30, 'each message once');
+    assert.deepEqual(new Set(taken), ids);
+  });
+
   test('a heartbeat that reaches pg-boss keeps the attempt past its window', async () => {
     const url = await postgres.createDatabase();
     const a = await pgNode(url, 500);
