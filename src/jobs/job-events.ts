@@ -23,6 +23,16 @@ export interface JobEventRow {
   created_at: number;
 }
 
+/** Waits for one job's next events; see `JobEventLog.watch`. */
+export interface JobEventWatch {
+  /**
+   * Resolves when the job got events since the previous call (at once if they came while the caller was reading),
+   * when `maxMs` passed, or when the watch's signal aborted. True when it waited the whole `maxMs` in quiet.
+   */
+  next(maxMs: number): Promise<boolean>;
+  close(): void;
+}
+
 export interface JobEventLog {
   /** Events of a job after `afterSeq`, oldest first. */
   after(jobId: string, afterSeq: number): Promise<JobEventRow[]>;
@@ -30,6 +40,11 @@ export interface JobEventLog {
   syncStatus(jobId: string): Promise<void>;
   /** Called whenever a job got new events. */
   readonly appended: EventEmitter<{ appended: [jobId: string] }>;
+  /**
+   * Follows one job for a reader that loops "read the job, then wait": events in this process wake it at once;
+   * changes no event announces (another process, a deletion) are caught by the caller's own `maxMs`.
+   */
+  watch(jobId: string, signal: AbortSignal): JobEventWatch;
   start(events: EventEmitter<DispatcherEvents>): void;
   stop(): void;
 }
@@ -97,6 +112,41 @@ export function createJobEventLog(db: Database, clock: Clock, onError: (error: u
     after: (jobId, afterSeq) => db.read.all<JobEventRow>('SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq', [jobId, afterSeq]),
     syncStatus,
     appended,
+    watch(jobId, signal) {
+      let pending = false;
+      let wake: (() => void) | null = null;
+      const onAppended = (id: string): void => {
+        if (id === jobId) {
+          pending = true;
+          wake?.();
+        }
+      };
+      const onAbort = (): void => wake?.();
+      appended.on('appended', onAppended);
+      signal.addEventListener('abort', onAbort, { once: true });
+      return {
+        async next(maxMs) {
+          let quiet = false;
+          if (!pending && !signal.aborted) {
+            quiet = await new Promise<boolean>((resolve) => {
+              const timer = setTimeout(() => resolve(true), maxMs);
+              wake = () => {
+                clearTimeout(timer);
+                resolve(false);
+              };
+            });
+            wake = null;
+          }
+          pending = false;
+          return quiet;
+        },
+        close() {
+          appended.off('appended', onAppended);
+          signal.removeEventListener('abort', onAbort);
+          wake?.();
+        },
+      };
+    },
     start(events) {
       const sync = (jobId: string): void => void syncStatus(jobId).catch(onError);
       const handlers = {

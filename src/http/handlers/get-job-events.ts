@@ -36,20 +36,10 @@ export function getJobEventsHandler(deps: ApiDeps): OperationHandler<'getJobEven
       return;
     }
     res.flushHeaders();
-    let woken = false;
-    let wake: (() => void) | null = null;
-    const onAppended = (jobId: string): void => {
-      if (jobId === job.id) {
-        woken = true;
-        wake?.();
-      }
-    };
-    deps.jobEvents.appended.on('appended', onAppended);
-    closed.signal.addEventListener('abort', () => wake?.(), { once: true });
+    const watch = deps.jobEvents.watch(job.id, closed.signal);
     let quietMs = 0;
     try {
       for (;;) {
-        woken = false;
         const current = await deps.store.get(job.id);
         if (!current) {
           break;
@@ -66,15 +56,7 @@ export function getJobEventsHandler(deps: ApiDeps): OperationHandler<'getJobEven
         if (ended || closed.signal.aborted) {
           break;
         }
-        if (!woken) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, POLL_MS);
-            wake = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wake = null;
+        if (await watch.next(POLL_MS)) {
           quietMs += POLL_MS;
         }
         if (closed.signal.aborted) {
@@ -88,7 +70,7 @@ export function getJobEventsHandler(deps: ApiDeps): OperationHandler<'getJobEven
         }
       }
     } finally {
-      deps.jobEvents.appended.off('appended', onAppended);
+      watch.close();
       res.end();
     }
   };

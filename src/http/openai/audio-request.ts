@@ -50,15 +50,7 @@ function wantsAsync(req: Request): boolean {
 /** Waits for the job to end; null when `waitMs(job)` passed first or the client went away. */
 async function waitForEnd(deps: ApiDeps, jobId: string, waitMs: (job: JobRow) => number, signal: AbortSignal): Promise<JobRow | null> {
   const startedMs = deps.clock.now();
-  let wake: (() => void) | null = null;
-  const onAppended = (id: string): void => {
-    if (id === jobId) {
-      wake?.();
-    }
-  };
-  deps.jobEvents.appended.on('appended', onAppended);
-  const onAbort = (): void => wake?.();
-  signal.addEventListener('abort', onAbort, { once: true });
+  const watch = deps.jobEvents.watch(jobId, signal);
   try {
     for (;;) {
       const job = await deps.store.get(jobId);
@@ -69,18 +61,10 @@ async function waitForEnd(deps: ApiDeps, jobId: string, waitMs: (job: JobRow) =>
       if (leftMs <= 0 || signal.aborted) {
         return null;
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(POLL_MS, leftMs));
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = null;
+      await watch.next(Math.min(POLL_MS, leftMs));
     }
   } finally {
-    deps.jobEvents.appended.off('appended', onAppended);
-    signal.removeEventListener('abort', onAbort);
+    watch.close();
   }
 }
 
@@ -111,15 +95,7 @@ async function streamTranscript(deps: ApiDeps, res: Response, jobId: string, sig
   let nextSegmentId = 0;
   let sentText = false;
   let quietMs = 0;
-  let wake: (() => void) | null = null;
-  const onAppended = (id: string): void => {
-    if (id === jobId) {
-      wake?.();
-    }
-  };
-  deps.jobEvents.appended.on('appended', onAppended);
-  const onAbort = (): void => wake?.();
-  signal.addEventListener('abort', onAbort, { once: true });
+  const watch = deps.jobEvents.watch(jobId, signal);
   try {
     while (!signal.aborted) {
       const job = await deps.store.get(jobId);
@@ -154,23 +130,16 @@ async function streamTranscript(deps: ApiDeps, res: Response, jobId: string, sig
         }
         return;
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, POLL_MS);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = null;
-      quietMs += POLL_MS;
+      if (await watch.next(POLL_MS)) {
+        quietMs += POLL_MS;
+      }
       if (quietMs >= KEEPALIVE_MS) {
         quietMs = 0;
         res.write(': keep-alive\n\n');
       }
     }
   } finally {
-    deps.jobEvents.appended.off('appended', onAppended);
-    signal.removeEventListener('abort', onAbort);
+    watch.close();
     res.end();
   }
 }
