@@ -242,6 +242,28 @@ export const SETTINGS = {
     flag: { name: 'data-dir', value: 'DIR' },
     meaning: 'where the job database, uploads (unless `CESAR_STORAGE_URL` is set) and work files live; nothing is written elsewhere',
   }),
+  databaseUrl: {
+    variable: 'CESAR_DATABASE_URL',
+    shownDefault: 'SQLite in the data directory',
+    accepts: 'a `postgres://` or `postgresql://` URL',
+    meaning:
+      'keep jobs, transcripts, the event log, the webhook outbox and idempotency keys in this PostgreSQL database (13 or later) instead of SQLite, with the queue on pg-boss; several nodes may share it',
+    read: (raw) => {
+      if (blank(raw)) {
+        return null;
+      }
+      let url: URL;
+      try {
+        url = new URL(raw.trim());
+      } catch {
+        throw new ConfigError('CESAR_DATABASE_URL', 'expected a postgres:// URL');
+      }
+      if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+        throw new ConfigError('CESAR_DATABASE_URL', `expected a postgres:// URL, got ${url.protocol}`);
+      }
+      return raw.trim();
+    },
+  } satisfies Setting<string | null>,
   modelsDir: directory({
     variable: 'CESAR_MODELS_DIR',
     default: './models',

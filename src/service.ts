@@ -40,6 +40,8 @@ import type { TranscriptionPool } from './transcription/worker-pool.ts';
 import type { BlobStore } from './storage/blob-store.ts';
 import { createLocalBlobStore } from './storage/local-blob-store.ts';
 import { createS3BlobStore } from './storage/s3-blob-store.ts';
+import { openPostgres } from './postgres/database.ts';
+import { createPostgresJobStore } from './postgres/job-store.ts';
 import { createWebhookTarget } from './webhooks/webhook-target.ts';
 import { createWebhooks } from './webhooks/webhooks.ts';
 
@@ -62,13 +64,55 @@ export interface Service {
   close(graceMs?: number): Promise<void>;
 }
 
+/** An idempotency key in flight this long on a shared database belongs to a request that will never answer. */
+const IN_FLIGHT_KEY_MAX_AGE_MS = 60 * 60_000;
+
+interface Backend {
+  db: Database;
+  store: JobStore;
+  /** Wakes the caller when any node enqueues a job (a shared database); absent when only this process enqueues. */
+  subscribe?: (listener: () => void) => () => void;
+  close(): Promise<void>;
+}
+
+/** The one place that picks the database: PostgreSQL when `CESAR_DATABASE_URL` is set, else SQLite in the data directory. */
+async function openBackend(config: Config, logger: Logger): Promise<Backend> {
+  if (config.databaseUrl === null) {
+    const db = await openDatabase(path.join(config.dataDir, 'cesar.db'));
+    return { db, store: createJobStore(db), close: () => db.close() };
+  }
+  const db = await openPostgres({ url: config.databaseUrl, logger });
+  try {
+    const store = await createPostgresJobStore({
+      db,
+      url: config.databaseUrl,
+      logger,
+      leaseMs: config.leaseMs,
+      retryBaseMs: config.retryBaseMs,
+      retryMaxMs: config.retryMaxMs,
+    });
+    return {
+      db,
+      store,
+      subscribe: (listener) => store.subscribe(listener),
+      close: async () => {
+        await store.close();
+        await db.close();
+      },
+    };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
+
 export async function createService(config: Config, logger: Logger, clock: Clock = systemClock): Promise<Service> {
   if (config.storage === null) {
     await mkdir(path.join(config.dataDir, 'uploads'), { recursive: true });
   }
   await mkdir(path.join(config.dataDir, 'work'), { recursive: true });
-  const db = await openDatabase(path.join(config.dataDir, 'cesar.db'));
-  const store = createJobStore(db);
+  const backend = await openBackend(config, logger);
+  const { db, store } = backend;
   const blobs = config.storage === null ? createLocalBlobStore(config.dataDir) : createS3BlobStore(config.storage);
   const models = createModelCatalog(config.modelsDir);
   const runsJobs = config.role !== 'api';
@@ -104,6 +148,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     retryBaseMs: config.retryBaseMs,
     retryMaxMs: config.retryMaxMs,
   });
+  const unsubscribe = backend.subscribe?.(() => dispatcher.notify());
   const retention = createRetentionSweeper({
     store,
     dataDir: config.dataDir,
@@ -112,10 +157,12 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     logger,
     defaultRetentionSeconds: config.retentionSeconds,
     orphanMinAgeMs: config.orphanMinAgeSeconds * 1000,
+    exclusively: (name, fn) => db.exclusively(name, fn),
   });
   const idempotency = createIdempotencyStore(db);
-  // Requests in flight when the previous process stopped will never be answered: free their keys.
-  await idempotency.clearInFlight();
+  // Requests in flight when the previous process stopped will never be answered: free their keys. On a shared
+  // database other nodes' requests may be in flight: only keys older than any request may run are freed.
+  await idempotency.clearInFlight(db.dialect === 'postgres' ? clock.now() - IN_FLIGHT_KEY_MAX_AGE_MS : undefined);
   await idempotency.purgeExpired(clock.now());
   const jobEvents = createJobEventLog(db, clock, (error) => logger.error('recording a job event failed', { error }));
   const webhooks = createWebhooks({
@@ -159,6 +206,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     modelDownload: () => installer.current(),
     openAIWaitSeconds: config.openAIWaitSeconds,
     startedMs: clock.now(),
+    ...(db.dialect === 'postgres' && { database: { description: 'PostgreSQL', reachable: () => db.reachable() } }),
   });
   let server: Server | null = null;
 
@@ -218,8 +266,9 @@ export async function createService(config: Config, logger: Logger, clock: Clock
       server?.closeAllConnections();
       await closing;
       await pool.destroy();
+      unsubscribe?.();
       await blobs.close();
-      await db.close();
+      await backend.close();
     },
   };
 }

@@ -55,4 +55,6 @@ export interface ApiDeps {
   openAIWaitSeconds: number;
   /** When the service started, for the liveness answer. */
   startedMs: number;
+  /** A database on another machine (PostgreSQL): `/health` is not ready while it does not answer. */
+  database?: { readonly description: string; reachable(): Promise<boolean> };
 }

@@ -25,19 +25,47 @@ export interface Queryable {
   run(sql: string, params?: SqlParams): Promise<{ changes: number }>;
 }
 
+/**
+ * What the outbox, idempotency keys, the event log and the job store need of a database, whichever engine holds
+ * it: SQLite here, PostgreSQL in src/postgres. SQL written against it uses `?` placeholders and the syntax both
+ * accept (ON CONFLICT, RETURNING); the few spellings that differ go through `dialect`.
+ */
 export interface Database {
+  readonly dialect: 'sqlite' | 'postgres';
   /** Reads on the read connection; never sees another caller's uncommitted writes. */
   readonly read: Queryable;
   /** One write statement, serialized with every other write. */
   write(sql: string, params?: SqlParams): Promise<{ changes: number }>;
   /** One write statement that returns rows (`... RETURNING`). */
   writeReturning<T>(sql: string, params?: SqlParams): Promise<T[]>;
-  /** Runs `fn` in a `BEGIN IMMEDIATE` transaction, serialized with every other write. */
+  /**
+   * Runs `fn` in a transaction that behaves as if run alone (SQLite: `BEGIN IMMEDIATE`, serialized with every
+   * other write; PostgreSQL: SERIALIZABLE, retried on a serialization failure, so `fn` must only touch the database).
+   */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` only if no other node runs the task `name` at the moment (PostgreSQL: an advisory lock); resolves
+   * undefined when another one does. On SQLite one process owns the file, so `fn` always runs.
+   */
+  exclusively<T>(name: string, fn: () => Promise<T>): Promise<T | undefined>;
+  /** Whether the database answers now; `/health` is not ready while it does not. */
+  reachable(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** SQL spellings that differ between the two engines. */
+export function sqlDialect(db: Pick<Database, 'dialect'>): { greatest: (a: string, b: string) => string; indexedBy: (index: string) => string } {
+  return db.dialect === 'sqlite'
+    ? { greatest: (a, b) => `MAX(${a}, ${b})`, indexedBy: (index) => `INDEXED BY ${index}` }
+    : // PostgreSQL's planner has statistics and no index hints.
+      { greatest: (a, b) => `GREATEST(${a}, ${b})`, indexedBy: () => '' };
+}
+
+/** The SQLite database, with the checks only SQLite has. */
+export interface SqliteDatabase extends Database {
   /** The settings every connection must have; asserted at open. */
   settings(): Promise<DatabaseSettings>;
   integrityCheck(): Promise<string>;
-  close(): Promise<void>;
 }
 
 export interface DatabaseSettings {
@@ -160,7 +188,7 @@ async function migrate(connection: SqliteConnection): Promise<void> {
 }
 
 /** Opens (creating if needed) the database file, asserts its settings and applies pending migrations. */
-export async function openDatabase(file: string): Promise<Database> {
+export async function openDatabase(file: string): Promise<SqliteDatabase> {
   const writer = await openConnection(file);
   const reader = await openConnection(file);
   try {
@@ -174,6 +202,7 @@ export async function openDatabase(file: string): Promise<Database> {
   const exclusive = createMutex();
   const writeQueryable = queryable(writer);
   return {
+    dialect: 'sqlite',
     read: queryable(reader),
     write: (sql, params) => exclusive(() => writeQueryable.run(sql, params)),
     writeReturning: <T>(sql: string, params?: SqlParams) => exclusive(() => writeQueryable.all<T>(sql, params)),
@@ -189,6 +218,8 @@ export async function openDatabase(file: string): Promise<Database> {
           throw error;
         }
       }),
+    exclusively: (_name, fn) => fn(),
+    reachable: () => Promise.resolve(true),
     settings: () => readSettings(writer),
     integrityCheck: async () => (await reader.get<{ integrity_check: string }>('PRAGMA integrity_check'))?.integrity_check ?? '',
     close: async () => {

@@ -33,8 +33,11 @@ export interface IdempotencyStore {
   ): Promise<void>;
   /** Frees a key whose request failed before it made a job, so that the client may retry with it. */
   abandon(scope: string, key: string): Promise<void>;
-  /** At start-up: requests in flight died with the previous process. */
-  clearInFlight(): Promise<number>;
+  /**
+   * At start-up: requests in flight died with the previous process. With `startedBefore`, only keys claimed
+   * before it: when several nodes share the database, a younger key may belong to another node's live request.
+   */
+  clearInFlight(startedBefore?: number): Promise<number>;
   purgeExpired(now: number): Promise<number>;
 }
 
@@ -81,8 +84,10 @@ export function createIdempotencyStore(db: Database): IdempotencyStore {
     async abandon(scope, key) {
       await db.write('DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND response_status IS NULL', [scope, key]);
     },
-    async clearInFlight() {
-      return (await db.write('DELETE FROM idempotency_keys WHERE response_status IS NULL')).changes;
+    async clearInFlight(startedBefore) {
+      return startedBefore === undefined
+        ? (await db.write('DELETE FROM idempotency_keys WHERE response_status IS NULL')).changes
+        : (await db.write('DELETE FROM idempotency_keys WHERE response_status IS NULL AND created_at < ?', [startedBefore])).changes;
     },
     async purgeExpired(now) {
       return (await db.write('DELETE FROM idempotency_keys WHERE expires_at <= ?', [now])).changes;

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 
 import type { Clock } from '../clock.ts';
 import type { ProgressMessage } from '../transcription/task-messages.ts';
-import type { Database } from './database.ts';
+import type { Database, Queryable } from './database.ts';
 import type { DispatcherEvents } from './dispatcher.ts';
 import type { JobRow } from './job-store.ts';
 import { jobStateView, progressPercent } from './job-view.ts';
@@ -54,8 +54,19 @@ export function createJobEventLog(db: Database, clock: Clock, onError: (error: u
   appended.setMaxListeners(0);
   const unsubscribe: (() => void)[] = [];
 
+  /**
+   * On PostgreSQL, writers of one job's events take turns: `seq` is handed out at insert but seen at commit, and
+   * a reader resuming after seq 7 must not later find a 6 that committed after it. SQLite's writes are serial.
+   */
+  const takeTurn = async (tx: Queryable, jobId: string): Promise<void> => {
+    if (db.dialect === 'postgres') {
+      await tx.get('SELECT pg_advisory_xact_lock(hashtext(?)) AS locked', [`job-events:${jobId}`]);
+    }
+  };
+
   const syncStatus = async (jobId: string): Promise<void> => {
     const added = await db.transaction(async (tx) => {
+      await takeTurn(tx, jobId);
       const job = await tx.get<JobRow>('SELECT * FROM jobs WHERE id = ?', [jobId]);
       if (!job) {
         return false;
@@ -78,6 +89,7 @@ export function createJobEventLog(db: Database, clock: Clock, onError: (error: u
     const now = clock.now();
     const { segment } = message;
     await db.transaction(async (tx) => {
+      await takeTurn(tx, jobId);
       // A job deleted meanwhile has no row to hang events on.
       if (!(await tx.get('SELECT 1 FROM jobs WHERE id = ?', [jobId]))) {
         return;

@@ -8,6 +8,7 @@ import type { JobStatus, JobTask, TimestampGranularity } from '../domain.ts';
 import type { Transcript } from '../transcripts/transcript.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { Database } from './database.ts';
+import { sqlDialect } from './database.ts';
 import { jobStateView } from './job-view.ts';
 
 
@@ -140,6 +141,7 @@ const CLAIM_ORDER_AFTER = '(priority < ? OR (priority = ? AND (run_at > ? OR (ru
 const claimOrderParams = (job: JobRow): number[] => [job.priority, job.priority, job.run_at, job.run_at, job.seq];
 
 export function createJobStore(db: Database): JobStore {
+  const { greatest, indexedBy } = sqlDialect(db);
   const queuePositions: JobStore['queuePositions'] = async (jobs) => {
     const pending = jobs
       .filter((job) => job.status === 'pending')
@@ -153,12 +155,12 @@ export function createJobStore(db: Database): JobStore {
     // One count up to the earliest job in claim order (priority, run_at, then seq), then a walk over the few
     // pending rows from there to the last: counting separately for each job of a page scanned the queue each time.
     const before = await db.read.get<{ ahead: number }>(
-      `SELECT COUNT(*) AS ahead FROM jobs INDEXED BY jobs_claimable
+      `SELECT COUNT(*) AS ahead FROM jobs ${indexedBy('jobs_claimable')}
         WHERE status = 'pending' AND ${CLAIM_ORDER_BEFORE}`,
       claimOrderParams(first),
     );
     const span = await db.read.all<{ id: string }>(
-      `SELECT id FROM jobs INDEXED BY jobs_claimable
+      `SELECT id FROM jobs ${indexedBy('jobs_claimable')}
         WHERE status = 'pending' AND NOT ${CLAIM_ORDER_BEFORE} AND NOT ${CLAIM_ORDER_AFTER}
         ORDER BY priority DESC, run_at, seq`,
       [...claimOrderParams(first), ...claimOrderParams(last)],
@@ -228,7 +230,7 @@ export function createJobStore(db: Database): JobStore {
                 started_at = COALESCE(started_at, ?), updated_at = ?,
                 -- A new attempt starts from the beginning of the audio: so do its progress and speed.
                 progress = 0, processed_seconds = 0, speed = NULL
-          WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_claimable WHERE status = 'pending' AND run_at <= ? ORDER BY priority DESC, run_at, seq LIMIT 1)
+          WHERE seq = (SELECT seq FROM jobs ${indexedBy('jobs_claimable')} WHERE status = 'pending' AND run_at <= ? ORDER BY priority DESC, run_at, seq LIMIT 1)
             AND status = 'pending'
           RETURNING *`,
         [owner, now + leaseMs, now, now, now],
@@ -238,7 +240,7 @@ export function createJobStore(db: Database): JobStore {
 
     async heartbeat(id, owner, now, leaseMs, progress) {
       const result = await db.write(
-        `UPDATE jobs SET lease_until = ?, progress = MAX(progress, ?), duration_seconds = COALESCE(?, duration_seconds), updated_at = ?
+        `UPDATE jobs SET lease_until = ?, progress = ${greatest('progress', '?')}, duration_seconds = COALESCE(?, duration_seconds), updated_at = ?
           WHERE id = ? AND lease_owner = ? AND status = 'processing'`,
         [now + leaseMs, progress.progress, progress.durationSeconds, now, id, owner],
       );
@@ -281,7 +283,7 @@ export function createJobStore(db: Database): JobStore {
 
     async release(id, owner, now) {
       const result = await db.write(
-        `UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL, attempts = MAX(attempts - 1, 0),
+        `UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL, attempts = ${greatest('attempts - 1', '0')},
                 run_at = ?, updated_at = ?
           WHERE id = ? AND lease_owner = ? AND status = 'processing'`,
         [now, now, id, owner],
@@ -316,7 +318,7 @@ export function createJobStore(db: Database): JobStore {
                 run_at = ?, lease_owner = NULL, lease_until = NULL, error_code = 'worker_crashed',
                 error_message = 'The worker stopped renewing its lease (it crashed or the server was killed).',
                 updated_at = ?
-          WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_leased WHERE status = 'processing' AND lease_until < ?)
+          WHERE seq IN (SELECT seq FROM jobs ${indexedBy('jobs_leased')} WHERE status = 'processing' AND lease_until < ?)
           RETURNING id, status`,
         [now, now, now, now],
       );
@@ -342,7 +344,7 @@ export function createJobStore(db: Database): JobStore {
 
     async pendingCount(atMost) {
       const row = await db.read.get<{ n: number }>(
-        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM jobs INDEXED BY jobs_claimable WHERE status = 'pending' LIMIT ?)",
+        `SELECT COUNT(*) AS n FROM (SELECT 1 FROM jobs ${indexedBy('jobs_claimable')} WHERE status = 'pending' LIMIT ?) AS waiting`,
         [atMost],
       );
       return row?.n ?? 0;
@@ -352,7 +354,7 @@ export function createJobStore(db: Database): JobStore {
       // The same expression and condition as the jobs_expiry index, so the sweep reads only expired rows.
       return db.writeReturning<{ id: string; input_path: string }>(
         `DELETE FROM jobs WHERE seq IN (
-           SELECT seq FROM jobs INDEXED BY jobs_expiry
+           SELECT seq FROM jobs ${indexedBy('jobs_expiry')}
             WHERE status IN ('completed', 'failed', 'canceled') AND completed_at + retention_seconds * 1000 <= ?
               -- A job keeps its row while it still owes a webhook: deleting it would drop the message too.
               AND NOT EXISTS (SELECT 1 FROM job_webhooks w WHERE w.job_id = jobs.id AND w.done = 0)
@@ -385,7 +387,7 @@ export function createJobStore(db: Database): JobStore {
 
     async recordProgress(id, owner, now, progress) {
       const result = await db.write(
-        `UPDATE jobs SET progress = MAX(progress, ?), processed_seconds = MAX(processed_seconds, ?), speed = ?, updated_at = ?
+        `UPDATE jobs SET progress = ${greatest('progress', '?')}, processed_seconds = ${greatest('processed_seconds', '?')}, speed = ?, updated_at = ?
           WHERE id = ? AND lease_owner = ? AND status = 'processing'`,
         [progress.progress, progress.processedSeconds, progress.speed, now, id, owner],
       );

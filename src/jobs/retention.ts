@@ -33,6 +33,11 @@ export interface RetentionOptions {
    * not show as processing in what the sweep read. Longer than any upload may stay quiet.
    */
   orphanMinAgeMs?: number;
+  /**
+   * Runs the deletion of expired jobs only where no other node runs it at the moment (a shared database); the
+   * default runs it always.
+   */
+  exclusively?: <T>(name: string, fn: () => Promise<T>) => Promise<T | undefined>;
 }
 
 export interface RetentionSweeper {
@@ -67,7 +72,8 @@ export function createRetentionSweeper(options: RetentionOptions): RetentionSwee
   let sweeping: Promise<number> | null = null;
   let timer: NodeJS.Timeout | null = null;
 
-  const sweepOnce = async (): Promise<number> => {
+  const exclusively = options.exclusively ?? (<T>(_name: string, fn: () => Promise<T>) => fn());
+  const removeExpired = async (): Promise<number> => {
     if (!filled) {
       const count = await store.fillRetention(defaultRetentionSeconds);
       if (count > 0) {
@@ -90,6 +96,11 @@ export function createRetentionSweeper(options: RetentionOptions): RetentionSwee
     if (total > 0) {
       logger.info('expired jobs deleted', { jobs: total });
     }
+    return total;
+  };
+  const sweepOnce = async (): Promise<number> => {
+    const total = (await exclusively('retention', removeExpired)) ?? 0;
+    // Every node has its own files: each removes its orphans.
     await sweeper.removeOrphans(orphanMinAgeMs);
     return total;
   };

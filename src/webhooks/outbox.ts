@@ -79,7 +79,7 @@ const OWED_SQL = `SELECT j.*, w.url AS webhook_url, w.events AS webhook_events
    FROM job_webhooks w JOIN jobs j ON j.id = w.job_id
   WHERE w.done = 0
     AND (j.status IN ('completed', 'failed', 'canceled')
-         OR (j.status = 'processing' AND instr(',' || w.events || ',', ',processing,') > 0
+         OR (j.status = 'processing' AND (',' || w.events || ',') LIKE '%,processing,%'
              AND NOT EXISTS (SELECT 1 FROM webhook_messages m WHERE m.dedupe_key = j.id || ':processing:' || j.attempts)))`;
 
 export function createOutbox(db: Database): Outbox {
@@ -127,12 +127,21 @@ export function createOutbox(db: Database): Outbox {
     },
 
     claimDue(now, leaseMs, limit) {
+      // On a shared database a node that died mid-delivery leaves its messages `delivering`, and no restart of
+      // that node may come: their lease ending makes them due again. SQLite has one process, which resets its
+      // own at start (`resetDelivering`).
+      const [due, dueParams] =
+        db.dialect === 'postgres'
+          ? ["((status = 'pending' AND next_attempt_at <= ?) OR (status = 'delivering' AND lease_until < ?))", [now, now]]
+          : ["status = 'pending' AND next_attempt_at <= ?", [now]];
       return db.writeReturning<MessageRow>(
         `UPDATE webhook_messages SET status = 'delivering', lease_until = ?, updated_at = ?
-          WHERE seq IN (SELECT seq FROM webhook_messages WHERE status = 'pending' AND next_attempt_at <= ?
-                         ORDER BY next_attempt_at, seq LIMIT ?)
+          WHERE seq IN (SELECT seq FROM webhook_messages WHERE ${due} ORDER BY next_attempt_at, seq LIMIT ?)
+            -- Checked again on the row itself: on PostgreSQL two nodes may pick the same message in the
+            -- subquery, and only the row's current state lets exactly one of them take it.
+            AND ${due}
           RETURNING *`,
-        [now + leaseMs, now, now, limit],
+        [now + leaseMs, now, ...dueParams, limit, ...dueParams],
       );
     },
 
@@ -159,10 +168,12 @@ export function createOutbox(db: Database): Outbox {
     },
 
     async resetDelivering(now) {
+      // On PostgreSQL other live nodes may be delivering: only their lapsed leases are taken back.
+      const lapsed = db.dialect === 'postgres' ? ' AND lease_until < ?' : '';
       return (
         await db.write(
-          `UPDATE webhook_messages SET status = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE status = 'delivering'`,
-          [now, now],
+          `UPDATE webhook_messages SET status = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE status = 'delivering'${lapsed}`,
+          db.dialect === 'postgres' ? [now, now, now] : [now, now],
         )
       ).changes;
     },

@@ -34,6 +34,14 @@ export function getHealthHandler(deps: ApiDeps): OperationHandler<'getHealth'> {
         detail: scan.vadModel === null ? `silero_vad.onnx is missing from ${where}` : where === deps.models.modelsDir ? scan.vadModel : 'silero_vad.onnx',
       },
     ];
+    if (deps.database) {
+      const reachable = await deps.database.reachable();
+      checks.push({
+        name: 'database',
+        ok: reachable,
+        detail: reachable ? deps.database.description : `${deps.database.description} does not answer; jobs wait until it does`,
+      });
+    }
     const ready = checks.every((check) => check.ok);
     // A download that has just put its file in place may not have reported its end yet: ready wins.
     const download = ready ? null : deps.modelDownload();
