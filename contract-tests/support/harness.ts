@@ -14,6 +14,7 @@ import type { Clock } from '../../src/clock.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Service } from '../../src/service.ts';
 import { createService } from '../../src/service.ts';
+import { backendEnv } from './backends.ts';
 import { contractClient, noteSkipped } from './contract.ts';
 import type { ContractClient } from './contract.ts';
 import { holdsModel, MULTILINGUAL_MODEL, TEST_MODEL, testModelsSearchDir } from './test-models.ts';
@@ -62,6 +63,7 @@ export async function startServer(env: Record<string, string> = {}, clock?: Cloc
       CESAR_MODELS_DIR: modelsDir() ?? path.join(dataDir, 'no-models'),
       CESAR_DEFAULT_MODEL: TEST_MODEL,
       CESAR_SHUTDOWN_GRACE_MS: '0',
+      ...(await backendEnv(dataDir, env)),
       ...env,
     },
     process.cwd(),

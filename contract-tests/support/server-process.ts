@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
+import { backendEnv } from './backends.ts';
 import { contractClient } from './contract.ts';
 import type { ContractClient } from './contract.ts';
 import { modelsDir, TEST_MODEL } from './harness.ts';
@@ -59,6 +60,7 @@ export async function startServerProcess(dataDir: string, env: Record<string, st
       CESAR_LOG_FORMAT: 'json',
       // Never the real release site from a test.
       CESAR_OFFLINE: 'true',
+      ...(await backendEnv(dataDir, env)),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
