@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { loadSpec } from '../src/http/app.ts';
+import { storedUploads } from './support/backends.ts';
 import { jobForm, requireModel, startServer } from './support/harness.ts';
 import type { TestServer } from './support/harness.ts';
 
@@ -59,7 +58,7 @@ describe('API keys', () => {
       }
     }
     // The refused upload was never stored.
-    assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), []);
+    assert.deepEqual(await storedUploads(server.dataDir), []);
   });
 
   test('with keys configured, the served spec and docs declare the key, and the spec is the file as written', async () => {

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 
 import { bundledFfmpegPath } from '../src/audio/ffmpeg.ts';
+import { storedUploads } from './support/backends.ts';
 import { FIXTURES, jobForm, requireModel, startServer, tempDir, TEST_MODEL, waitForJob, words } from './support/harness.ts';
 import type { JobBody, TestServer } from './support/harness.ts';
 
@@ -108,7 +109,7 @@ describe('audio intake: every real-world container in, hostile input refused', (
     assert.equal(traversal.status, 202);
     const job = traversal.json as JobBody;
     assert.equal(job.file_name, 'evil.mp3', 'only the base name is kept, as metadata');
-    const stored = await readdir(path.join(server.dataDir, 'uploads'));
+    const stored = await storedUploads(server.dataDir);
     assert.ok(stored.every((name) => /^[0-9a-f-]{36}$/.test(name)), `stored names: ${stored.join(', ')}`);
     await server.client.request('DELETE', `/jobs/${job.id}`);
   });

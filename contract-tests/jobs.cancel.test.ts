@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { storedUploads } from './support/backends.ts';
 import { loopedJfk } from './support/audio.ts';
 import { jobForm, requireModel, startServer, waitForJob } from './support/harness.ts';
 import type { JobBody, TestServer } from './support/harness.ts';
@@ -33,7 +33,7 @@ describe('cancelling jobs', () => {
     assert.equal(pendingView.status, 'canceled');
     assert.equal(pendingView.attempts, 0, 'a job canceled while pending never ran');
     assert.equal(pendingView.error?.code, 'canceled');
-    assert.ok(!existsSync(path.join(dataDir, 'uploads', queued)), 'the upload of a canceled job is deleted');
+    assert.ok(!(await storedUploads(dataDir)).includes(queued), 'the upload of a canceled job is deleted');
 
     const canceledRunning = await client.post(`/jobs/${running}/cancel`);
     assert.equal(canceledRunning.status, 200);
@@ -105,7 +105,7 @@ describe('a full queue', () => {
     const refusedUrl = await client.post('/jobs/from-url', { body: JSON.stringify({ url: 'https://example.com/a.ogg' }), headers: { 'content-type': 'application/json' } });
     assert.equal(refusedUrl.status, 503);
     assert.equal((refusedUrl.json as { code: string }).code, 'queue_full');
-    const uploads = await readdir(path.join(dataDir, 'uploads'));
+    const uploads = await storedUploads(dataDir);
     assert.deepEqual(uploads.sort(), [running, (waiting.json as JobBody).id].sort(), 'the refused upload was not stored');
 
     assert.equal((await client.post(`/jobs/${(waiting.json as JobBody).id}/cancel`)).status, 200);

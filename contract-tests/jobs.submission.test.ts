@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { storedUploads } from './support/backends.ts';
 import { jobForm, MULTILINGUAL_MODEL, requireModel, startServer, TEST_MODEL, waitForJob } from './support/harness.ts';
 import type { JobBody, TestServer } from './support/harness.ts';
 
@@ -76,7 +76,7 @@ describe('submitting bad input', () => {
     const response = await server.client.post('/jobs', { body: await jobForm('big.wav', {}, big) });
     assert.equal(response.status, 413);
     assert.equal(problem(response.json).code, 'upload_too_large');
-    assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), []);
+    assert.deepEqual(await storedUploads(server.dataDir), []);
   });
 
   test('a model that is not installed is refused with 422 and the installed models', async (t) => {
@@ -88,7 +88,7 @@ describe('submitting bad input', () => {
     const body = problem(response.json);
     assert.equal(body.code, 'model_not_installed');
     assert.ok(body.installed_models?.includes(TEST_MODEL));
-    assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), [], 'the refused upload is deleted');
+    assert.deepEqual(await storedUploads(server.dataDir), [], 'the refused upload is deleted');
   });
 
   test('a language the model does not speak is refused before it reaches the engine', async (t) => {

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readdir } from 'node:fs/promises';
 import http from 'node:http';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { storedUploads } from './support/backends.ts';
 import { startServer } from './support/harness.ts';
 import type { TestServer } from './support/harness.ts';
 
@@ -36,17 +35,16 @@ describe('upload limits', () => {
   test('a client that goes away in the middle of an upload leaves no file behind', async () => {
     const request = startFileUpload(server.client.baseUrl, 'half.wav');
     request.write(Buffer.alloc(256 * 1024, 7));
-    const uploads = path.join(server.dataDir, 'uploads');
-    // The server has started writing the file...
-    while ((await readdir(uploads)).length === 0) {
+        // The server has started writing the file...
+    while ((await storedUploads(server.dataDir)).length === 0) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     // ...when the client disappears without ending the body.
     request.destroy();
-    while ((await readdir(uploads)).length > 0) {
+    while ((await storedUploads(server.dataDir)).length > 0) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    assert.deepEqual(await readdir(uploads), []);
+    assert.deepEqual(await storedUploads(server.dataDir), []);
   });
 
   test('an upload over the limit is answered 413 while the client is still sending, and nothing is kept', async () => {
@@ -77,7 +75,7 @@ describe('upload limits', () => {
     assert.equal((JSON.parse(body) as { code: string }).code, 'upload_too_large');
     assert.ok(sent < 64 * 1024 * 1024, `the server answered after ${sent} bytes, before the body ended`);
     request.destroy();
-    assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), []);
+    assert.deepEqual(await storedUploads(server.dataDir), []);
   });
 
   test('a declared length over the limit is refused before the body is read', async () => {

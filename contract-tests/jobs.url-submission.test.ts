@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { storedUploads } from './support/backends.ts';
 import { FIXTURES, requireModel, startServer, TEST_MODEL, waitForJob, words } from './support/harness.ts';
 import type { JobBody, TestServer } from './support/harness.ts';
 
@@ -140,7 +141,7 @@ describe('submitting a URL', () => {
       assert.equal(inForm.status, 400, inForm.text);
       assert.equal((inForm.json as Problem).code, 'invalid_request');
       assert.match((inForm.json as Problem).detail ?? '', /POST \/jobs\/from-url/);
-      assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), [], 'the refused form left no file');
+      assert.deepEqual(await storedUploads(server.dataDir), [], 'the refused form left no file');
 
       const asJson = await server.client.post('/jobs', jsonBody({ url: 'https://example.com/a.mp3' }));
       assert.equal(asJson.status, 415, asJson.text);
@@ -186,7 +187,7 @@ describe('submitting a URL', () => {
         assert.equal(job.status, 'completed', JSON.stringify(job.error));
         assert.deepEqual(words((await server.client.get(`/jobs/${job.id}/result`)).text), ['and', 'so', 'my', 'fellow', 'americans']);
       }
-      assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), [], 'downloads are removed with the job done');
+      assert.deepEqual(await storedUploads(server.dataDir), [], 'downloads are removed with the job done');
     });
 
     test('what only the download can tell fails the job with its own code, and nothing leaks', async (t) => {
@@ -210,7 +211,7 @@ describe('submitting a URL', () => {
         assert.equal(job.attempts, 1, 'not retried');
         assert.equal(JSON.stringify(job).includes(server.dataDir), false, 'no server path in the job');
       }
-      assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), [], 'partial downloads are removed');
+      assert.deepEqual(await storedUploads(server.dataDir), [], 'partial downloads are removed');
     });
 
     test('deleting a job stops its download at once', async () => {
@@ -224,7 +225,7 @@ describe('submitting a URL', () => {
       while (server.service.dispatcher.running > 0) {
         await sleep(20);
       }
-      assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), []);
+      assert.deepEqual(await storedUploads(server.dataDir), []);
     });
   });
 });

@@ -3,13 +3,14 @@
  * server. Every answer is also checked against the spec (see `support/openai-client.ts`).
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import OpenAI, { toFile } from 'openai';
 import type { Uploadable } from 'openai/uploads';
 
+import { storedUploads } from './support/backends.ts';
 import { loopedJfk } from './support/audio.ts';
 import { FIXTURES, jobForm, MULTILINGUAL_MODEL, requireModel, startServer, TEST_MODEL, waitForJob, words } from './support/harness.ts';
 import type { JobBody, TestServer } from './support/harness.ts';
@@ -321,7 +322,7 @@ describe('OpenAI SDK: upload limit', () => {
     const big = await toFile(new Uint8Array(1024 * 1024 + 10), 'big.wav');
     await expectError(openai.client.audio.transcriptions.create({ file: big, model: 'whisper-1' }), 413, 'upload_too_large', 'file');
     await openai.checked();
-    assert.deepEqual(await readdir(path.join(server.dataDir, 'uploads')), []);
+    assert.deepEqual(await storedUploads(server.dataDir), []);
   });
 });
 

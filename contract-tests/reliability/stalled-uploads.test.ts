@@ -10,6 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { storedUploads } from '../support/backends.ts';
 import { checkAgainstSpec } from '../support/contract.ts';
 import { jobForm, requireModel, tempDir, waitForJob } from '../support/harness.ts';
 import type { JobBody } from '../support/harness.ts';
@@ -126,10 +127,10 @@ describe('stalled uploads against a server with a low open-file limit', () => {
       .sort((a, b) => a - b);
     // A cut upload's file is deleted as its connection closes, moments after the client sees the close.
     const filesDeadline = Date.now() + 5000;
-    while ((await readdir(path.join(dataDir, 'uploads'))).length > 0 && Date.now() < filesDeadline) {
+    while ((await storedUploads(dataDir)).length > 0 && Date.now() < filesDeadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    const uploadsLeft = await readdir(path.join(dataDir, 'uploads'));
+    const uploadsLeft = await storedUploads(dataDir);
     t.diagnostic(
       `stalled=${STALLED} limit=${OPEN_FILES_LIMIT} open files idle=${idleFiles} with stalled clients=${peakFiles}; /health ${healthMs.toFixed(0)} ms; ` +
         `answers ${JSON.stringify(Object.fromEntries(statuses))}; 408 cut after ${cutMs[0]}..${cutMs.at(-1)} ms (idle timeout ${IDLE_TIMEOUT_MS} ms); ` +
@@ -154,7 +155,7 @@ describe('stalled uploads against a server with a low open-file limit', () => {
     assert.equal(created.status, 202, created.text);
     const job = await waitForJob(server.client, (created.json as JobBody).id, ['completed', 'failed']);
     assert.equal(job.status, 'completed', JSON.stringify(job.error));
-    assert.deepEqual(await readdir(path.join(dataDir, 'uploads')), []);
+    assert.deepEqual(await storedUploads(dataDir), []);
     // The work folder goes once the job's end has been settled.
     const workDeadline = Date.now() + 5000;
     while ((await readdir(path.join(dataDir, 'work'))).length > 0 && Date.now() < workDeadline) {

@@ -7,6 +7,8 @@
  * `CESAR_TEST_DATABASE_URL`) and one moto server (support/s3-server.ts) are started for the whole test process, on
  * first use, and stopped after the last test.
  */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { after } from 'node:test';
 
 import { startPostgres } from './postgres.ts';
@@ -30,7 +32,16 @@ export const TEST_BACKEND: TestBackend = readBackend();
 export const ON_POSTGRES = TEST_BACKEND === 'postgres-s3';
 
 let servers: Promise<{ postgres: TestPostgres; s3: S3Server }> | null = null;
-const byDataDir = new Map<string, Promise<Record<string, string>>>();
+
+interface Backends {
+  databaseUrl: string;
+  /** `s3://bucket/prefix` */
+  storageUrl: string;
+  bucket: string;
+  prefix: string;
+}
+
+const byDataDir = new Map<string, Promise<Backends>>();
 
 function sharedServers(): Promise<{ postgres: TestPostgres; s3: S3Server }> {
   servers ??= (async () => {
@@ -40,24 +51,52 @@ function sharedServers(): Promise<{ postgres: TestPostgres; s3: S3Server }> {
   return servers;
 }
 
-/**
- * The variables that put a server on `dataDir` on the run's backends: none on the SQLite run, nor for a test
- * that chose its own database or storage (`env` names CESAR_DATABASE_URL or CESAR_STORAGE_URL).
- */
-export async function backendEnv(dataDir: string, env: Record<string, string> = {}): Promise<Record<string, string>> {
-  if (!ON_POSTGRES || env.CESAR_DATABASE_URL !== undefined || env.CESAR_STORAGE_URL !== undefined) {
-    return {};
-  }
+function backendsOf(dataDir: string): Promise<Backends> {
   let entry = byDataDir.get(dataDir);
   if (!entry) {
     entry = (async () => {
       const { postgres, s3 } = await sharedServers();
       const [databaseUrl, storageUrl] = await Promise.all([postgres.createDatabase(), s3.createBucket()]);
-      return { ...s3.env, CESAR_DATABASE_URL: databaseUrl, CESAR_STORAGE_URL: storageUrl };
+      const [, bucket = '', prefix = ''] = /^s3:\/\/([^/]+)\/?(.*)$/.exec(storageUrl) ?? [];
+      return { databaseUrl, storageUrl, bucket, prefix };
     })();
     byDataDir.set(dataDir, entry);
   }
   return entry;
+}
+
+/** Set in a test's `env` to keep uploads in the data directory on every run (blank is unset to Cesar). */
+export const LOCAL_STORAGE = { CESAR_STORAGE_URL: '' };
+
+/**
+ * The variables that put a server on `dataDir` on the run's backends: none on the SQLite run. A test that chose
+ * its own database or storage (`env` names CESAR_DATABASE_URL or CESAR_STORAGE_URL) keeps that choice.
+ */
+export async function backendEnv(dataDir: string, env: Record<string, string> = {}): Promise<Record<string, string>> {
+  if (!ON_POSTGRES || (env.CESAR_DATABASE_URL !== undefined && env.CESAR_STORAGE_URL !== undefined)) {
+    return {};
+  }
+  const backends = await backendsOf(dataDir);
+  const { s3 } = await sharedServers();
+  return {
+    ...(env.CESAR_DATABASE_URL === undefined && { CESAR_DATABASE_URL: backends.databaseUrl }),
+    ...(env.CESAR_STORAGE_URL === undefined && { ...s3.env, CESAR_STORAGE_URL: backends.storageUrl }),
+  };
+}
+
+/**
+ * The job ids whose uploads the server on `dataDir` holds: the `uploads/` folder, or on the S3 run the bucket's
+ * `uploads/` keys, an unfinished multipart upload as `<id> (unfinished upload)`.
+ */
+export async function storedUploads(dataDir: string): Promise<string[]> {
+  const backends = ON_POSTGRES ? byDataDir.get(dataDir) : undefined;
+  if (!backends) {
+    return readdir(path.join(dataDir, 'uploads'));
+  }
+  const { bucket, prefix } = await backends;
+  const { s3 } = await sharedServers();
+  const folder = prefix === '' ? 'uploads/' : `${prefix}/uploads/`;
+  return (await s3.keys(bucket)).filter((key) => key.startsWith(folder)).map((key) => key.slice(folder.length));
 }
 
 // A root hook (this module is loaded by the harness at the top level): runs once, after every test file.
