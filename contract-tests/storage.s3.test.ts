@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { openDatabase } from '../src/jobs/database.ts';
+import { ON_POSTGRES } from './support/backends.ts';
 import { jobForm, requireModel, startServer, tempDir, TEST_MODEL, waitForJob, words } from './support/harness.ts';
 import type { JobBody } from './support/harness.ts';
 import { MOTO, requireMoto, startS3Server } from './support/s3-server.ts';
@@ -204,7 +205,7 @@ describe('uploads in an S3 bucket', () => {
   });
 });
 
-describe('roles on one machine (SQLite, local folders)', () => {
+describe(`roles on one machine (${ON_POSTGRES ? 'PostgreSQL, S3' : 'SQLite, local folders'})`, () => {
   test('an api process without models and a worker process on one data directory complete a job together', async (t) => {
     if (!requireModel(t)) {
       return;

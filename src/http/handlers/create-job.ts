@@ -102,6 +102,9 @@ async function acceptJob(
     deps.clock.now(),
   );
   locals.uploadClaimed = true;
+  // Logged as soon as the job is stored: on PostgreSQL a worker (here or on another node) is woken by the commit
+  // itself and may start it while this request still writes its webhook and idempotency records.
+  deps.logger.info('job accepted', upload ? { job_id: row.id, model: row.model, size_bytes: upload.sizeBytes } : { job_id: row.id, model: row.model, source_host: sourceUrl?.host });
   const view = jobView(row, { queuePosition: await deps.store.queuePosition(row) }, deps.clock.now());
   if (webhookUrl !== null) {
     const attached = await deps.webhooks.attach(row.id, webhookUrl, parseWebhookEvents(body.webhook_events));
@@ -116,7 +119,6 @@ async function acceptJob(
       deps.idempotencyTtlSeconds * 1000,
     );
   }
-  deps.logger.info('job accepted', upload ? { job_id: row.id, model: row.model, size_bytes: upload.sizeBytes } : { job_id: row.id, model: row.model, source_host: sourceUrl?.host });
   deps.dispatcher.notify();
   res.setHeader('Location', `/jobs/${row.id}`);
   sendJson(res, 'createJob', 202, view);
