@@ -4,7 +4,7 @@
  * atomic `UPDATE ... RETURNING` that sets an owner token and a lease, and every later change names that token,
  * so a worker that lost its lease (reaped, deleted, canceled) changes nothing.
  */
-import type { JobStatus, JobTask, TimestampGranularity } from '../domain.ts';
+import type { JobStatus, JobTask, TimestampGranularity, WebhookEvent } from '../domain.ts';
 import type { Transcript } from '../transcripts/transcript.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { Database } from './database.ts';
@@ -67,6 +67,8 @@ export interface NewJob {
   priority?: JobPriority;
   /** The tag of the submitting API key; null when keys are off. */
   submittedBy?: string | null;
+  /** Stored with the job, in its transaction: a worker on any node may run the job the moment it commits. */
+  webhook?: { url: string; events: readonly WebhookEvent[] } | null;
 }
 
 export interface JobFailure {
@@ -85,7 +87,7 @@ export interface ListJobsQuery {
 }
 
 export interface JobStore {
-  /** Inserts the job and its first status event, `pending`, so that a replay of its events starts there. */
+  /** Inserts the job, its webhook and its first status event, `pending`, so that a replay of its events starts there. */
   enqueue(job: NewJob, now: number): Promise<JobRow>;
   get(id: string): Promise<JobRow | undefined>;
   list(query: ListJobsQuery): Promise<JobRow[]>;
@@ -193,6 +195,9 @@ export function createJobStore(db: Database): JobStore {
         }
         // In the same transaction: a worker may claim the job the moment it commits, and `pending` must come first.
         await tx.run(`INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, 'status', ?, ?)`, [row.id, JSON.stringify(jobStateView(row)), now]);
+        if (job.webhook) {
+          await tx.run('INSERT INTO job_webhooks (job_id, url, events) VALUES (?, ?, ?)', [row.id, job.webhook.url, job.webhook.events.join(',')]);
+        }
         return row;
       });
     },

@@ -150,6 +150,9 @@ export async function createPostgresJobStore(options: PostgresJobStoreOptions): 
           throw new Error('insert returned no row');
         }
         await client.query(`INSERT INTO job_events (job_id, type, data, created_at) VALUES ($1, 'status', $2, $3)`, [row.id, JSON.stringify(jobStateView(row)), now]);
+        if (job.webhook) {
+          await client.query('INSERT INTO job_webhooks (job_id, url, events) VALUES ($1, $2, $3)', [row.id, job.webhook.url, job.webhook.events.join(',')]);
+        }
         await boss.send(QUEUE, { id: row.id }, {
           id: row.id,
           priority: row.priority,

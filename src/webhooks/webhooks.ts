@@ -1,7 +1,8 @@
 /**
  * @module webhooks/webhooks
- * Job webhooks as the rest of the service sees them: attach a URL at submission, then the outbox and its
- * deliverer do the rest. Dispatcher events only wake the deliverer early; the outbox sweep decides what is owed.
+ * Job webhooks as the rest of the service sees them: the job store records a job's URL with the job itself, then
+ * the outbox and its deliverer do the rest. Dispatcher events only wake the deliverer early; the outbox sweep
+ * decides what is owed.
  */
 import type { EventEmitter } from 'node:events';
 
@@ -32,7 +33,6 @@ export interface Webhooks {
   readonly defaultUrl: string | null;
   /** At submission: the URL must pass the policy, and the server must be able to sign. */
   checkUrl(url: string): Promise<void>;
-  attach(jobId: string, url: string, events: readonly WebhookEvent[]): Promise<{ webhook: JobWebhookRow; last: MessageRow | undefined }>;
   jobWebhook(jobId: string): Promise<{ webhook: JobWebhookRow; last: MessageRow | undefined } | null>;
   deliveries(jobId: string): Promise<{ message: MessageRow; attempts: AttemptRow[] }[]>;
   redeliver(jobId: string, messageId: string): Promise<MessageRow | undefined>;
@@ -68,9 +68,6 @@ export function createWebhooks(options: { db: Database; target: WebhookTarget; c
         throw new AppError('webhooks_not_configured', 'Webhooks need a signing secret: the operator sets CESAR_WEBHOOK_SECRETS.');
       }
       await target.check(url);
-    },
-    async attach(jobId, url, events) {
-      return { webhook: await outbox.attach(jobId, url, events), last: undefined };
     },
     async jobWebhook(jobId) {
       const webhook = await outbox.jobWebhook(jobId);

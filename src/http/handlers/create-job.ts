@@ -14,7 +14,6 @@ import { checkModelRequest } from '../../transcription/model-request.ts';
 import { parseWebhookEvents } from '../../webhooks/webhook-events.ts';
 import { ownerOf } from '../api-keys.ts';
 import type { ApiDeps } from '../deps.ts';
-import { jobWebhookView } from '../delivery-view.ts';
 import { submissionFingerprint } from '../idempotency.ts';
 import type { OperationHandler, Schemas } from '../operation-types.ts';
 import { sendJson } from '../operation-types.ts';
@@ -84,6 +83,7 @@ async function acceptJob(
   if (webhookUrl !== null) {
     await deps.webhooks.checkUrl(webhookUrl);
   }
+  const webhook = webhookUrl === null ? null : { url: webhookUrl, events: parseWebhookEvents(body.webhook_events) };
   const id = upload?.id ?? randomUUID();
   const row = await deps.store.enqueue(
     {
@@ -98,17 +98,17 @@ async function acceptJob(
       retentionSeconds: body.retention_seconds ?? deps.retentionSeconds,
       timestampGranularity: granularity,
       submittedBy: ownerOf(locals.caller),
+      webhook,
     },
     deps.clock.now(),
   );
   locals.uploadClaimed = true;
   // Logged as soon as the job is stored: on PostgreSQL a worker (here or on another node) is woken by the commit
-  // itself and may start it while this request still writes its webhook and idempotency records.
+  // itself and may start it while this request still writes its idempotency record.
   deps.logger.info('job accepted', upload ? { job_id: row.id, model: row.model, size_bytes: upload.sizeBytes } : { job_id: row.id, model: row.model, source_host: sourceUrl?.host });
   const view = jobView(row, { queuePosition: await deps.store.queuePosition(row) }, deps.clock.now());
-  if (webhookUrl !== null) {
-    const attached = await deps.webhooks.attach(row.id, webhookUrl, parseWebhookEvents(body.webhook_events));
-    view.webhook = jobWebhookView(attached.webhook, attached.last);
+  if (webhook !== null) {
+    view.webhook = { url: webhook.url, events: [...webhook.events], last_delivery: null };
   }
   if (idempotency?.claim.kind === 'owner') {
     await deps.idempotency.complete(
