@@ -123,9 +123,6 @@ describe('scale-out: two API nodes and two worker nodes on one PostgreSQL and on
       CESAR_MAX_ATTEMPTS: '5',
       CESAR_RETRY_BASE_MS: '1000',
       CESAR_SHUTDOWN_GRACE_MS: '0',
-      // pg-boss's heartbeat window is max(10 s, CESAR_LEASE_MS): 10 s brings a dead worker's job back in ~12 s
-      // (the default 30 s lease would take ~32 s).
-      CESAR_LEASE_MS: '10000',
     };
     const start = async (role: 'api' | 'worker'): Promise<ServerProcess> => {
       const dataDir = await tempDir(`cesar-${role}-`);

@@ -334,7 +334,8 @@ export const SETTINGS = {
   maxAttempts: integer({ variable: 'CESAR_MAX_ATTEMPTS', default: 3, min: 1, max: 100, meaning: 'attempts for a job whose failure may be temporary (a crashed worker)' }),
   leaseMs: integer({
     variable: 'CESAR_LEASE_MS',
-    default: 30_000,
+    // 10 s: pg-boss's smallest heartbeat window, so a dead worker's job runs again elsewhere within ~12 s.
+    default: 10_000,
     min: 500,
     max: 3_600_000,
     meaning: "a running job's lease; a job whose worker stops renewing it is taken back",
