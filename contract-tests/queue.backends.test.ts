@@ -15,7 +15,7 @@ import pg from 'pg';
 
 import { openDatabase } from '../src/jobs/database.ts';
 import type { Database } from '../src/jobs/database.ts';
-import { createIdempotencyStore } from '../src/jobs/idempotency-store.ts';
+import { createIdempotencyStore, IN_FLIGHT_LEASE_MS } from '../src/jobs/idempotency-store.ts';
 import { createJobEventLog } from '../src/jobs/job-events.ts';
 import { createJobStore, INTERACTIVE_PRIORITY } from '../src/jobs/job-store.ts';
 import type { JobStore, NewJob } from '../src/jobs/job-store.ts';
@@ -188,12 +188,16 @@ function jobStoreBehaviours(name: string, setup: { before(): Promise<void>; afte
       assert.deepEqual(due.map((message) => message.event).sort(), ['completed', 'processing']);
       assert.deepEqual(await outbox.claimDue(Date.now(), 10_000, 10), []);
       const keys = createIdempotencyStore(db);
-      assert.deepEqual(await keys.claim('s', 'k', Date.now(), 60_000), { kind: 'owner' });
-      assert.deepEqual(await keys.claim('s', 'k', Date.now(), 60_000), { kind: 'in_flight' });
-      // Scoped by age: a key claimed just now may be another node's live request.
-      assert.equal(await keys.clearInFlight(Date.now() - 60_000), 0);
-      await keys.complete('s', 'k', { fingerprint: 'f', jobId: job.id, status: 202, body: '{}' }, Date.now(), 60_000);
-      assert.equal((await keys.claim('s', 'k', Date.now(), 60_000)).kind, 'done');
+      const t0 = Date.now();
+      assert.deepEqual(await keys.claim('s', 'k', t0), { kind: 'owner' });
+      assert.deepEqual(await keys.claim('s', 'k', t0 + 1), { kind: 'in_flight' });
+      // A claim in flight is a lease: renewed, it outlives its first term; its request gone, it ends.
+      await keys.renew('s', 'k', t0 + IN_FLIGHT_LEASE_MS / 2);
+      assert.deepEqual(await keys.claim('s', 'k', t0 + IN_FLIGHT_LEASE_MS + 1), { kind: 'in_flight' });
+      assert.deepEqual(await keys.claim('s', 'k', t0 + IN_FLIGHT_LEASE_MS * 1.5 + 1), { kind: 'owner' });
+      // Answered, the key lasts its TTL, not the claim's lease.
+      await keys.complete('s', 'k', { fingerprint: 'f', jobId: job.id, status: 202, body: '{}' }, t0, 24 * 3600_000);
+      assert.equal((await keys.claim('s', 'k', t0 + IN_FLIGHT_LEASE_MS * 3)).kind, 'done');
       const events = createJobEventLog(db, { now: () => Date.now() }, (error) => assert.fail(String(error)));
       await events.syncStatus(job.id);
       const logged = await events.after(job.id, 0);

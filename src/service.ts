@@ -64,9 +64,6 @@ export interface Service {
   close(graceMs?: number): Promise<void>;
 }
 
-/** An idempotency key in flight this long on a shared database belongs to a request that will never answer. */
-const IN_FLIGHT_KEY_MAX_AGE_MS = 60 * 60_000;
-
 interface Backend {
   db: Database;
   store: JobStore;
@@ -161,8 +158,10 @@ export async function createService(config: Config, logger: Logger, clock: Clock
   });
   const idempotency = createIdempotencyStore(db);
   // Requests in flight when the previous process stopped will never be answered: free their keys. On a shared
-  // database other nodes' requests may be in flight: only keys older than any request may run are freed.
-  await idempotency.clearInFlight(db.dialect === 'postgres' ? clock.now() - IN_FLIGHT_KEY_MAX_AGE_MS : undefined);
+  // database other nodes' requests may be in flight; a dead node's claims end with their lease instead.
+  if (db.dialect !== 'postgres') {
+    await idempotency.clearInFlight();
+  }
   await idempotency.purgeExpired(clock.now());
   const jobEvents = createJobEventLog(db, clock, (error) => logger.error('recording a job event failed', { error }));
   const webhooks = createWebhooks({

@@ -256,7 +256,6 @@ export async function createApp(deps: ApiDeps): Promise<Express> {
     idempotencyGate({
       store: deps.idempotency,
       clock: deps.clock,
-      ttlMs: deps.idempotencyTtlSeconds * 1000,
       onError: (res, error) => sendProblem(res, error, deps.logger, res.req.originalUrl),
     }),
     queueBackpressure(deps),

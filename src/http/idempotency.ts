@@ -11,6 +11,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import type { IdempotencyClaim, IdempotencyStore } from '../jobs/idempotency-store.ts';
+import { IN_FLIGHT_LEASE_MS } from '../jobs/idempotency-store.ts';
 
 export interface IdempotencyLocals {
   idempotency?: { scope: string; key: string; claim: IdempotencyClaim };
@@ -52,7 +53,6 @@ export async function releaseIdempotencyKey(res: Response, store: IdempotencySto
 export function idempotencyGate(options: {
   store: IdempotencyStore;
   clock: Clock;
-  ttlMs: number;
   onError: (res: Response, error: unknown) => void;
 }): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
@@ -70,7 +70,7 @@ export function idempotencyGate(options: {
     }
     const scope = res.locals.caller?.scope ?? '';
     const ownedKey = key;
-    options.store.claim(scope, ownedKey, options.clock.now(), options.ttlMs).then(
+    options.store.claim(scope, ownedKey, options.clock.now()).then(
       (claim) => {
         if (claim.kind === 'in_flight') {
           // The body is not read: close rather than drain an upload we refuse.
@@ -80,8 +80,15 @@ export function idempotencyGate(options: {
         }
         res.locals.idempotency = { scope, key: ownedKey, claim };
         if (claim.kind === 'owner') {
+          // The claim lives as long as this request does (an upload may take longer than one lease).
+          const renewal = setInterval(() => {
+            void options.store.renew(scope, ownedKey, options.clock.now()).catch(() => undefined);
+          }, IN_FLIGHT_LEASE_MS / 3);
           // Whatever happens next, a key whose request made no job is freed (completed keys are kept).
-          res.on('close', () => void options.store.abandon(scope, ownedKey).catch(() => undefined));
+          res.on('close', () => {
+            clearInterval(renewal);
+            void options.store.abandon(scope, ownedKey).catch(() => undefined);
+          });
         }
         next();
       },
