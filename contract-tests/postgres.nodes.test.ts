@@ -16,7 +16,7 @@ import { jobForm, requireModel, startServer, tempDir, waitForJob, words } from '
 import type { JobBody } from './support/harness.ts';
 import { requirePostgres, startPostgres } from './support/postgres.ts';
 import type { TestPostgres } from './support/postgres.ts';
-import { startServerProcess } from './support/server-process.ts';
+import { killAndAwaitRerun, startServerProcess } from './support/server-process.ts';
 import type { ServerProcess } from './support/server-process.ts';
 
 const JFK = 'and so my fellow americans ask not what your country can do for you ask what you can do for your country';
@@ -98,11 +98,7 @@ describe('servers on PostgreSQL', () => {
     // The other node is up and idle before the kill: the job is node A's, so B does not take it.
     const b = await startServerProcess(dataDir, env);
     servers.push(b);
-    a.signal('SIGKILL');
-    assert.equal(await a.exited, 'SIGKILL');
-    const killedAt = Date.now();
-    await b.waitForLog((line) => line.msg === 'job started' && line.job_id === id);
-    const recoveredMs = Date.now() - killedAt;
+    const recoveredMs = await killAndAwaitRerun(a, b, id);
     t.diagnostic(`the killed node's job started again on the other node ${recoveredMs} ms after the kill`);
     // pg-boss's heartbeat window is 10 s at least (CESAR_LEASE_MS is 1 s here), its monitor runs every second,
     // and the retry waits its backoff (1 s base, jittered): well within 30 s on a loaded machine.

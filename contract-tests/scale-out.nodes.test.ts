@@ -8,8 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
 import { rm } from 'node:fs/promises';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,8 +24,10 @@ import { requirePostgres, startPostgres } from './support/postgres.ts';
 import type { TestPostgres } from './support/postgres.ts';
 import { requireMoto, startS3Server } from './support/s3-server.ts';
 import type { S3Server } from './support/s3-server.ts';
-import { startServerProcess } from './support/server-process.ts';
+import { killAndAwaitRerun, startServerProcess } from './support/server-process.ts';
 import type { ServerProcess } from './support/server-process.ts';
+import { startWebhookReceiver } from './support/webhook-receiver.ts';
+import type { WebhookReceiver } from './support/webhook-receiver.ts';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const JFK = 'and so my fellow americans ask not what your country can do for you ask what you can do for your country';
@@ -44,36 +44,6 @@ const CLIPS: { file: string; text: string }[] = [
   },
 ];
 
-interface Delivery {
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** A webhook receiver on loopback that answers 200 and keeps what it got. */
-async function receiver(): Promise<{ url: string; received: Delivery[]; close: () => Promise<void> }> {
-  const received: Delivery[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      received.push({ headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8') });
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  return {
-    url: `http://127.0.0.1:${port}/hook`,
-    received,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 async function query<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -87,7 +57,7 @@ async function query<T extends pg.QueryResultRow>(url: string, sql: string, para
 describe('scale-out: two API nodes and two worker nodes on one PostgreSQL and one bucket', () => {
   let postgres: TestPostgres | null = null;
   let s3: S3Server | null = null;
-  let hooks: Awaited<ReturnType<typeof receiver>> | null = null;
+  let hooks: WebhookReceiver | null = null;
   const processes: ServerProcess[] = [];
   const dirs: string[] = [];
   after(async () => {
@@ -110,7 +80,7 @@ describe('scale-out: two API nodes and two worker nodes on one PostgreSQL and on
     const startedAt = Date.now();
     postgres = await startPostgres();
     s3 = await startS3Server();
-    hooks = await receiver();
+    hooks = await startWebhookReceiver();
     const databaseUrl = await postgres.createDatabase();
     const storageUrl = await s3.createBucket();
     const shared = {
@@ -182,11 +152,7 @@ describe('scale-out: two API nodes and two worker nodes on one PostgreSQL and on
     const victim = await Promise.race(workers.map(transcribing));
     const survivor = workers.find((worker) => worker !== victim);
     assert.ok(survivor);
-    victim.signal('SIGKILL');
-    assert.equal(await victim.exited, 'SIGKILL');
-    const killedAt = Date.now();
-    await survivor.waitForLog((line) => line.msg === 'job started' && line.job_id === longId);
-    const recoveredMs = Date.now() - killedAt;
+    const recoveredMs = await killAndAwaitRerun(victim, survivor, longId);
     t.diagnostic(`the killed worker's job started again on the other worker ${recoveredMs} ms after the kill`);
     // pg-boss's heartbeat window (10 s) + its monitor (1 s) + the retry's backoff (1 s base, jittered), and the
     // survivor first finishes the short job it has (the long job is older than those left); 30 s on a loaded machine.

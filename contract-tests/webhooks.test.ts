@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -12,40 +10,11 @@ import { retryAfterMs, webhookRetryDelayMs } from '../src/webhooks/deliverer.ts'
 import { signatureHeader } from '../src/webhooks/signature.ts';
 import { jobForm, requireModel, startServer, tempDir } from './support/harness.ts';
 import type { JobBody, TestServer } from './support/harness.ts';
+import { startWebhookReceiver } from './support/webhook-receiver.ts';
+import type { WebhookReceiver } from './support/webhook-receiver.ts';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const NEXT_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
-
-interface Received {
-  headers: Record<string, string>;
-  body: string;
-  answered: number;
-}
-
-type Answer = number | { status: number; headers: Record<string, string> };
-
-/** A webhook receiver on loopback that answers with the scripted statuses in turn (then the last one). */
-async function receiver(script: Answer[]): Promise<{ url: string; received: Received[]; close: () => Promise<void> }> {
-  const received: Received[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const answer = script[Math.min(received.length, script.length - 1)] ?? 200;
-      const answered = typeof answer === 'number' ? answer : answer.status;
-      received.push({ headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8'), answered });
-      res.writeHead(answered, typeof answer === 'number' ? {} : answer.headers).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  return {
-    url: `http://127.0.0.1:${port}/hook`,
-    received,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
 
 async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -105,11 +74,11 @@ describe('webhook retry schedule', () => {
 });
 
 describe('webhooks', () => {
-  let hooks: Awaited<ReturnType<typeof receiver>>;
+  let hooks: WebhookReceiver;
   let server: TestServer | null = null;
   const dataDir = tempDir('cesar-webhooks-');
   before(async () => {
-    hooks = await receiver([500, 500, 500, 200]);
+    hooks = await startWebhookReceiver([500, 500, 500, 200]);
   });
   after(async () => {
     await server?.close();
@@ -201,7 +170,7 @@ describe('webhooks', () => {
     if (!requireModel(t)) {
       return;
     }
-    const gone = await receiver([410]);
+    const gone = await startWebhookReceiver([410]);
     const local = await startServer(WEBHOOK_ENV);
     try {
       const created = await local.client.post('/jobs', { body: await jobForm('jfk.ogg', { webhook_url: gone.url, webhook_events: 'processing,completed' }) });
@@ -231,8 +200,8 @@ describe('webhooks', () => {
     if (!requireModel(t)) {
       return;
     }
-    const flaky = await receiver([408, { status: 429, headers: { 'Retry-After': '2' } }, 200]);
-    const refusing = await receiver([400]);
+    const flaky = await startWebhookReceiver([408, { status: 429, headers: { 'Retry-After': '2' } }, 200]);
+    const refusing = await startWebhookReceiver([400]);
     const local = await startServer(WEBHOOK_ENV);
     try {
       const ids: string[] = [];
@@ -276,7 +245,7 @@ describe('webhooks', () => {
     if (!requireModel(t)) {
       return;
     }
-    const fallback = await receiver([204]);
+    const fallback = await startWebhookReceiver([204]);
     const local = await startServer({ ...WEBHOOK_ENV, CESAR_WEBHOOK_URL: fallback.url });
     try {
       const created = await local.client.post('/jobs', { body: await jobForm('jfk.ogg') });
@@ -296,7 +265,7 @@ describe('webhooks', () => {
     if (!requireModel(t)) {
       return;
     }
-    const target = await receiver([200]);
+    const target = await startWebhookReceiver([200]);
     const dir = await tempDir('cesar-webhooks-recheck-');
     let local = await startServer({ ...WEBHOOK_ENV, CESAR_DATA_DIR: dir });
     try {

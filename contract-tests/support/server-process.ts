@@ -3,6 +3,7 @@
  * Runs Cesar as a real child process (`node src/main.ts`), as an operator would, so that tests can kill it with
  * signals and start it again on the same data directory. The port is read from the `cesar listening` log line.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -110,4 +111,13 @@ export async function startServerProcess(dataDir: string, env: Record<string, st
       child.kill(name);
     },
   };
+}
+
+/** SIGKILLs `victim` and waits for `survivor` to start `jobId` again; returns the milliseconds in between. */
+export async function killAndAwaitRerun(victim: ServerProcess, survivor: ServerProcess, jobId: string): Promise<number> {
+  victim.signal('SIGKILL');
+  assert.equal(await victim.exited, 'SIGKILL');
+  const killedAt = Date.now();
+  await survivor.waitForLog((line) => line.msg === 'job started' && line.job_id === jobId);
+  return Date.now() - killedAt;
 }
