@@ -158,8 +158,9 @@ export async function createService(config: Config, logger: Logger, clock: Clock
   });
   const idempotency = createIdempotencyStore(db);
   // Requests in flight when the previous process stopped will never be answered: free their keys. On a shared
-  // database other nodes' requests may be in flight; a dead node's claims end with their lease instead.
-  if (db.dialect !== 'postgres') {
+  // database other nodes' requests may be in flight, and a worker beside an API node on one SQLite file must not
+  // free that node's: there a dead node's claims end with their lease instead.
+  if (db.dialect !== 'postgres' && config.role !== 'worker') {
     await idempotency.clearInFlight();
   }
   await idempotency.purgeExpired(clock.now());
