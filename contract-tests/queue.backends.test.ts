@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 
 import { openDatabase } from '../src/jobs/database.ts';
+import type { DispatcherEvents } from '../src/jobs/dispatcher.ts';
 import type { Database } from '../src/jobs/database.ts';
 import { createIdempotencyStore, IN_FLIGHT_LEASE_MS } from '../src/jobs/idempotency-store.ts';
 import { createJobEventLog } from '../src/jobs/job-events.ts';
@@ -203,6 +205,28 @@ function jobStoreBehaviours(name: string, setup: { before(): Promise<void>; afte
       const logged = await events.after(job.id, 0);
       assert.deepEqual(logged.map((event) => (JSON.parse(event.data) as { status: string }).status), ['pending', 'completed']);
       assert.equal(typeof logged[0]?.seq, 'number');
+    });
+
+    test("a job's progress events are stored in the order the worker sent them, all of them before progressStored resolves", async () => {
+      const { db, store } = await setup.fresh();
+      const job = await store.enqueue(newJob(), Date.now());
+      const log = createJobEventLog(db, { now: () => Date.now() }, (error) => assert.fail(String(error)));
+      const dispatcherEvents = new EventEmitter<DispatcherEvents>();
+      log.start(dispatcherEvents);
+      const worker = { pid: 1, model: 'tiny.en', rssBytes: 0, peakRssBytes: 0, jobs: 1 };
+      // Sent at once, as a worker's messages arrive: the writes of one job must not overtake each other.
+      for (let id = 0; id < 20; id += 1) {
+        const segment = { id, start: id, end: id + 1, text: `segment ${id}`, words: null };
+        dispatcherEvents.emit('job:progress', job.id, { type: 'cesar:progress', processedSeconds: id + 1, durationSeconds: 20, segment, worker });
+      }
+      await log.progressStored(job.id);
+      log.stop();
+      const logged = await log.after(job.id, 0);
+      const segments = logged.filter((event) => event.type === 'segment').map((event) => (JSON.parse(event.data) as { id: number }).id);
+      assert.deepEqual(segments, Array.from({ length: 20 }, (_, id) => id));
+      const progress = logged.filter((event) => event.type === 'progress').map((event) => (JSON.parse(event.data) as { progress: number }).progress);
+      assert.equal(progress.length, 20);
+      assert.deepEqual(progress, [...progress].sort((a, b) => a - b));
     });
   });
 }

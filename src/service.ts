@@ -130,6 +130,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
   const stopInstalling = new AbortController();
   let installing: Promise<InstallOutcome> | null = null;
   const urlPolicy = createUrlPolicy({ allowPrivateNetworks: config.urlAllowPrivateNetworks, allowedPorts: config.urlAllowedPorts });
+  const jobEvents = createJobEventLog(db, clock, (error) => logger.error('recording a job event failed', { error }));
   const dispatcher = createDispatcher({
     store,
     pool,
@@ -144,6 +145,7 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     download: createMediaDownloader({ policy: urlPolicy, maxBytes: config.maxDownloadBytes, totalTimeoutMs: config.downloadTimeoutMs }),
     retryBaseMs: config.retryBaseMs,
     retryMaxMs: config.retryMaxMs,
+    progressStored: (jobId) => jobEvents.progressStored(jobId),
   });
   const unsubscribe = backend.subscribe?.(() => dispatcher.notify());
   const retention = createRetentionSweeper({
@@ -164,7 +166,6 @@ export async function createService(config: Config, logger: Logger, clock: Clock
     await idempotency.clearInFlight();
   }
   await idempotency.purgeExpired(clock.now());
-  const jobEvents = createJobEventLog(db, clock, (error) => logger.error('recording a job event failed', { error }));
   const webhooks = createWebhooks({
     db,
     target: createWebhookTarget(urlPolicy),

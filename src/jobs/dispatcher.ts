@@ -49,6 +49,11 @@ export interface DispatcherOptions {
   random?: () => number;
   /** Fetches jobs submitted as a URL; without it such jobs fail with `download_failed`. */
   download?: MediaDownloader;
+  /**
+   * Resolves once what listeners of `job:progress` store for the job has landed. Awaited before the job's end is
+   * stored: a reader on any node that sees the job ended must find its last segment already logged.
+   */
+  progressStored?: (jobId: string) => Promise<void>;
 }
 
 export interface DispatcherEvents {
@@ -266,6 +271,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       }
       const { transcript, recognizerMs, taskMs, decodedSeconds, decodes } = output;
       await reporter.settled();
+      await options.progressStored?.(job.id);
       signal.throwIfAborted();
       if (await store.complete(job.id, owner, clock.now(), transcript)) {
         log.info('job completed', {

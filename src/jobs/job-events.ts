@@ -38,6 +38,8 @@ export interface JobEventLog {
   after(jobId: string, afterSeq: number): Promise<JobEventRow[]>;
   /** Logs a status event when the job's status differs from the last one logged. */
   syncStatus(jobId: string): Promise<void>;
+  /** Resolves once the progress and segment events this process was given for the job are stored. */
+  progressStored(jobId: string): Promise<void>;
   /** Called whenever a job got new events. */
   readonly appended: EventEmitter<{ appended: [jobId: string] }>;
   /**
@@ -84,7 +86,13 @@ export function createJobEventLog(db: Database, clock: Clock, onError: (error: u
     }
   };
 
-  const onProgress = async (jobId: string, message: ProgressMessage): Promise<void> => {
+  /** Each job's progress writes, one after the other in the order the worker sent them. */
+  const progressWrites = new Map<string, Promise<void>>();
+  const progressStored = async (jobId: string): Promise<void> => {
+    await progressWrites.get(jobId);
+  };
+
+  const writeProgress = async (jobId: string, message: ProgressMessage): Promise<void> => {
     const percent = progressPercent(message.processedSeconds, message.durationSeconds);
     const now = clock.now();
     const { segment } = message;
@@ -108,9 +116,22 @@ export function createJobEventLog(db: Database, clock: Clock, onError: (error: u
     appended.emit('appended', jobId);
   };
 
+  const onProgress = (jobId: string, message: ProgressMessage): void => {
+    const write = (progressWrites.get(jobId) ?? Promise.resolve())
+      .then(() => writeProgress(jobId, message))
+      .catch(onError)
+      .finally(() => {
+        if (progressWrites.get(jobId) === write) {
+          progressWrites.delete(jobId);
+        }
+      });
+    progressWrites.set(jobId, write);
+  };
+
   return {
     after: (jobId, afterSeq) => db.read.all<JobEventRow>('SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq', [jobId, afterSeq]),
     syncStatus,
+    progressStored,
     appended,
     watch(jobId, signal) {
       let pending = false;
@@ -155,7 +176,7 @@ export function createJobEventLog(db: Database, clock: Clock, onError: (error: u
         'job:failed': sync,
         'job:released': sync,
         'job:reaped': sync,
-        'job:progress': (jobId: string, message: ProgressMessage) => void onProgress(jobId, message).catch(onError),
+        'job:progress': onProgress,
       };
       for (const [name, handler] of Object.entries(handlers)) {
         const listener = handler as (...args: unknown[]) => void;
