@@ -179,9 +179,8 @@ function jobStoreBehaviours(name: string, setup: { before(): Promise<void>; afte
 
     test('the outbox, idempotency keys and the event log work through the shared SQL', async () => {
       const { db, store } = await setup.fresh();
-      const job = await store.enqueue(newJob(), Date.now());
+      const job = await store.enqueue(newJob({ webhook: { url: 'http://127.0.0.1:1/hook', events: ['processing', 'completed'] } }), Date.now());
       const outbox = createOutbox(db);
-      await outbox.attach(job.id, 'http://127.0.0.1:1/hook', ['processing', 'completed']);
       const claimed = await store.claim('w', Date.now(), LEASE_MS);
       assert.equal(await outbox.sweep(Date.now(), (row, event) => JSON.stringify({ id: row.id, event })), 1);
       assert.equal(await store.complete(job.id, claimed?.lease_owner ?? '', Date.now(), transcriptBy('x')), true);
@@ -375,8 +374,7 @@ describe('the job store on PostgreSQL, across nodes', () => {
     const [a, b] = await Promise.all([pgNode(url), pgNode(url)]);
     const ids = new Set<string>();
     for (let i = 0; i < 30; i++) {
-      const job = await a.store.enqueue(newJob(), Date.now());
-      await createOutbox(a.db).attach(job.id, 'http://127.0.0.1:1/hook', ['canceled']);
+      const job = await a.store.enqueue(newJob({ webhook: { url: 'http://127.0.0.1:1/hook', events: ['canceled'] } }), Date.now());
       await a.store.cancel(job.id, Date.now());
       ids.add(job.id);
     }

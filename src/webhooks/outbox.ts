@@ -53,7 +53,6 @@ export interface AttemptOutcome {
 }
 
 export interface Outbox {
-  attach(jobId: string, url: string, events: readonly WebhookEvent[]): Promise<JobWebhookRow>;
   jobWebhook(jobId: string): Promise<JobWebhookRow | undefined>;
   /** Queues the messages that jobs owe; `payload` renders a job's message body. Returns how many were queued. */
   sweep(now: number, payload: (job: JobRow, event: WebhookEvent) => string): Promise<number>;
@@ -84,18 +83,6 @@ const OWED_SQL = `SELECT j.*, w.url AS webhook_url, w.events AS webhook_events
 
 export function createOutbox(db: Database): Outbox {
   return {
-    async attach(jobId, url, events) {
-      const rows = await db.writeReturning<JobWebhookRow>(
-        'INSERT INTO job_webhooks (job_id, url, events) VALUES (?, ?, ?) RETURNING *',
-        [jobId, url, events.join(',')],
-      );
-      const row = rows[0];
-      if (!row) {
-        throw new Error('insert returned no row');
-      }
-      return row;
-    },
-
     jobWebhook: (jobId) => db.read.get<JobWebhookRow>('SELECT * FROM job_webhooks WHERE job_id = ?', [jobId]),
 
     async sweep(now, payload) {
